@@ -1,0 +1,1 @@
+"""Authentication schemes: one module per scheme behind the :class:`~.base.Scheme` protocol."""

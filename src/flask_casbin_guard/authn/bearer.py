@@ -1,0 +1,145 @@
+"""JWT bearer tokens with PyJWT: one pinned algorithm, ``exp`` required, no key from the token."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+from werkzeug.wrappers import Request
+
+from ..config import GuardSettings
+from ..errors import AuthenticationFailed, ConfigurationError
+from ..identity import Identity, is_safe_login
+from .base import quote_realm
+
+#: Claims the guard sets itself; callers of ``create_token`` cannot override them.
+RESERVED_CLAIMS = frozenset({"sub", "exp", "iat", "nbf", "jti", "iss", "aud", "type"})
+
+#: Longest token we try to decode: larger headers are refused before any parsing.
+MAX_TOKEN_LENGTH = 8192
+
+#: RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
+_HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+
+
+class BearerScheme:
+    """``Authorization: Bearer <JWT>``; also issues tokens (:meth:`create_token`)."""
+
+    name = "bearer"
+
+    def __init__(self, settings: GuardSettings, realm: str) -> None:
+        self._algorithm = settings.jwt_algorithm
+        self._signing_key, self._verifying_key = _keys(settings)
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._expires = settings.jwt_expires
+        self._leeway = settings.jwt_leeway
+        required = ["exp", "sub"]
+        required += ["iss"] if self._issuer else []
+        required += ["aud"] if self._audience else []
+        self._options: jwt.types.Options = {"require": required}
+        self._challenge = f"Bearer realm={quote_realm(realm)}"
+
+    def challenge(self) -> str:
+        return self._challenge
+
+    def authenticate(self, request: Request) -> Identity | None:
+        header = request.headers.get("Authorization", "")
+        kind, _, token = header.partition(" ")
+        if kind.lower() != "bearer":
+            return None
+        claims = self.decode(token.strip())
+        return Identity(login=claims["sub"], scheme=self.name, claims=claims)
+
+    def decode(self, token: str) -> dict[str, Any]:
+        """The verified claims of an access token.
+
+        :raises AuthenticationFailed: for any invalid, expired or refresh token.
+        """
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise AuthenticationFailed("bearer: missing or oversized token")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._verifying_key,
+                algorithms=[self._algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options=self._options,
+            )
+        except jwt.PyJWTError as error:
+            # The reason is for the log; the client gets the generic 401 body.
+            raise AuthenticationFailed(f"bearer: {type(error).__name__}") from None
+        if claims.get("type", "access") != "access":
+            raise AuthenticationFailed("bearer: not an access token")
+        if not is_safe_login(claims["sub"]):
+            raise AuthenticationFailed("bearer: unusable subject")
+        return claims
+
+    def create_token(
+        self,
+        login: str,
+        expires: dt.timedelta | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A signed access token for ``login``."""
+        if self._signing_key is None:
+            raise ConfigurationError(
+                "GUARD_JWT_SECRET (the private key) is needed to create "
+                f"{self._algorithm} tokens; only a public key is configured"
+            )
+        if not isinstance(login, str) or not is_safe_login(login):
+            raise ConfigurationError(f"cannot create a token for login {login!r}")
+        extra = dict(claims or {})
+        clash = RESERVED_CLAIMS.intersection(extra)
+        if clash:
+            raise ConfigurationError(f"claims {sorted(clash)} are set by the guard itself")
+        now = dt.datetime.now(dt.UTC)
+        payload: dict[str, Any] = {
+            **extra,
+            "sub": login,
+            "iat": now,
+            "nbf": now,
+            "exp": now + (expires if expires is not None else self._expires),
+            "jti": uuid.uuid4().hex,
+            "type": "access",
+        }
+        if self._issuer:
+            payload["iss"] = self._issuer
+        if self._audience:
+            payload["aud"] = self._audience
+        return jwt.encode(payload, self._signing_key, algorithm=self._algorithm)
+
+
+def _keys(settings: GuardSettings) -> tuple[Any, Any]:
+    """(signing key, verifying key) for the configured algorithm, checked up front."""
+    algorithm = settings.jwt_algorithm
+    secret, public = settings.jwt_secret, settings.jwt_public_key
+    if algorithm.startswith("HS"):
+        if secret is None:
+            raise ConfigurationError(f"GUARD_JWT_SECRET is required for {algorithm} tokens")
+        if public is not None:
+            raise ConfigurationError(f"GUARD_JWT_PUBLIC_KEY makes no sense with {algorithm}")
+        raw = secret.encode() if isinstance(secret, str) else secret
+        if len(raw) < _HMAC_MIN_BYTES[algorithm]:
+            raise ConfigurationError(
+                f"GUARD_JWT_SECRET must be at least {_HMAC_MIN_BYTES[algorithm]} bytes "
+                f"for {algorithm}"
+            )
+        return raw, raw
+    if public is None:
+        raise ConfigurationError(f"GUARD_JWT_PUBLIC_KEY is required for {algorithm} tokens")
+    algo = jwt.get_algorithm_by_name(algorithm)
+    try:
+        verifying = algo.prepare_key(public)
+        signing = algo.prepare_key(secret) if secret is not None else None
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
+        raise ConfigurationError(
+            f"GUARD_JWT_SECRET/GUARD_JWT_PUBLIC_KEY are not valid {algorithm} keys: "
+            f"{type(error).__name__}"
+        ) from None
+    return signing, verifying

@@ -1,0 +1,35 @@
+"""Ordered resolution over the enabled schemes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from werkzeug.wrappers import Request
+
+from ..identity import Identity
+from .base import Scheme
+
+
+class AuthChain:
+    """Tries each scheme in ``GUARD_AUTH`` order; the first identity wins.
+
+    A scheme that recognises its credentials but finds them invalid raises, and the chain lets
+    that stand rather than falling through to the next scheme: bad credentials are a 401, never
+    an anonymous request.
+    """
+
+    def __init__(self, schemes: Sequence[Scheme]) -> None:
+        self.schemes: tuple[Scheme, ...] = tuple(schemes)
+        self.challenges: tuple[str, ...] = tuple(
+            c for c in (s.challenge() for s in self.schemes) if c
+        )
+
+    def authenticate(self, request: Request) -> Identity | None:
+        for scheme in self.schemes:
+            identity = scheme.authenticate(request)
+            if identity is not None:
+                return identity
+        return None
+
+    def get(self, name: str) -> Scheme | None:
+        return next((s for s in self.schemes if s.name == name), None)

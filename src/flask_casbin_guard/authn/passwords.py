@@ -1,0 +1,73 @@
+"""Password hashing with libpass: argon2id for new hashes, legacy schemes verified."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from passlib.context import CryptContext
+from passlib.exc import UnknownHashError
+
+log = logging.getLogger("flask_casbin_guard.passwords")
+
+#: OWASP Password Storage Cheat Sheet / ASVS 5.0 appendix C: m=19 MiB, t=2, p=1.
+ARGON2_PARAMS = {"memory_cost": 19456, "rounds": 2, "parallelism": 1}
+
+#: Verified so existing user bases keep working; each is rehashed to argon2id on login.
+LEGACY_SCHEMES = ("bcrypt", "pbkdf2_sha256", "pbkdf2_sha512", "sha512_crypt", "sha256_crypt")
+
+
+class PasswordHasher:
+    """Hashes and verifies passwords; verifies a dummy hash for unknown users.
+
+    Checking an unknown login against a real hash of the default scheme makes "no such user"
+    cost as much as "wrong password", so response times do not reveal which logins exist.
+    """
+
+    def __init__(self) -> None:
+        self.context = CryptContext(
+            schemes=["argon2", *LEGACY_SCHEMES],
+            default="argon2",
+            deprecated="auto",
+            argon2__type="ID",
+            **{f"argon2__{key}": value for key, value in ARGON2_PARAMS.items()},
+        )
+        self._dummy: str | None = None
+        self._lock = threading.Lock()
+
+    def hash(self, password: str) -> str:
+        """A new argon2id hash of ``password``."""
+        if not isinstance(password, str) or not password:
+            raise ValueError("a password must be a non-empty string")
+        return str(self.context.hash(password))
+
+    def needs_rehash(self, stored: str) -> bool:
+        """Whether ``stored`` uses a legacy scheme or weaker parameters than today's."""
+        try:
+            return bool(self.context.needs_update(stored))
+        except (ValueError, TypeError):
+            return False
+
+    def verify(self, password: str, stored: str | None) -> bool:
+        """Whether ``password`` matches ``stored``; ``None`` (unknown user) is always False."""
+        if stored is None:
+            self._check(password, self._dummy_hash())
+            return False
+        return self._check(password, stored)
+
+    def _check(self, password: str, stored: str) -> bool:
+        try:
+            return bool(self.context.verify(password, stored))
+        except UnknownHashError:
+            log.error("a stored password hash has an unknown format; the login is refused")
+            return False
+        except ValueError:
+            # bcrypt >= 5 raises on secrets over 72 bytes instead of truncating: a mismatch.
+            return False
+
+    def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            with self._lock:
+                if self._dummy is None:
+                    self._dummy = self.hash("dummy password used to equalise timing")
+        return self._dummy

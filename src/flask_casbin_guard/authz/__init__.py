@@ -1,0 +1,1 @@
+"""Authorization: route declarations and the Casbin engine."""

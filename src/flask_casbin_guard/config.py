@@ -1,0 +1,202 @@
+"""``GUARD_*`` configuration: one typed, documented field per key, unknown keys rejected."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from typing import Any
+
+from .errors import ConfigurationError
+
+PREFIX = "GUARD_"
+
+#: JWT algorithms we accept; ``none`` is never one of them.
+JWT_ALGORITHMS = frozenset(
+    {
+        "HS256", "HS384", "HS512",
+        "RS256", "RS384", "RS512",
+        "PS256", "PS384", "PS512",
+        "ES256", "ES384", "ES512",
+        "EdDSA",
+    }
+)  # fmt: skip
+
+#: The longest clock skew we let anyone configure: RFC 7519 says "a few minutes" at most.
+MAX_LEEWAY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    """The validated ``GUARD_*`` configuration of one app."""
+
+    #: authentication schemes tried in order (``GUARD_AUTH``)
+    auth: tuple[str, ...] = ("bearer", "basic")
+    #: Casbin model: a file path or the model text; ``None`` is the packaged RBAC model
+    model: str | None = None
+    #: policy: a CSV path; ``None`` is an empty policy (every Casbin decision denies)
+    policy: str | None = None
+    #: CSV loaded once into an empty database store (database stores only)
+    policy_seed: str | None = None
+    #: ``login -> password hash or None``
+    get_user_pass: Callable[[str], str | None] | None = None
+    #: HMAC secret, or the private key for asymmetric algorithms
+    jwt_secret: str | bytes | None = None
+    #: the one algorithm tokens must use
+    jwt_algorithm: str = "HS256"
+    #: verification key for asymmetric algorithms
+    jwt_public_key: str | bytes | None = None
+    #: required ``iss`` claim, when set
+    jwt_issuer: str | None = None
+    #: required ``aud`` claim (one value or several accepted ones), when set
+    jwt_audience: str | tuple[str, ...] | None = None
+    #: lifetime of tokens made by :meth:`CasbinGuard.create_token`
+    jwt_expires: timedelta = timedelta(hours=1)
+    #: clock skew tolerated on ``exp``/``nbf``/``iat``
+    jwt_leeway: timedelta = timedelta(seconds=10)
+    #: how other processes learn of policy changes (database stores only)
+    watcher: str | None = None
+    #: declaration applied to routes registered without one (``None``: refuse them)
+    default_authorize: Any = None
+    #: roles given to users created through the user store
+    default_roles: tuple[str, ...] = ()
+    #: ``"prod"`` or ``"dev"``
+    mode: str = "prod"
+    #: whether Flask's ``static`` endpoints are open to everyone
+    open_static: bool = True
+    #: realm named in ``WWW-Authenticate`` challenges (default: the app's name)
+    realm: str | None = None
+
+    @classmethod
+    def from_mapping(
+        cls, config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+    ) -> GuardSettings:
+        """Read every ``GUARD_*`` key of ``config``; ``overrides`` use the field names.
+
+        :raises ConfigurationError: on an unknown key or a value of the wrong type.
+        """
+        names = {f.name for f in fields(cls)}
+        raw: dict[str, Any] = {}
+        for key, value in config.items():
+            if not key.startswith(PREFIX):
+                continue
+            name = key[len(PREFIX) :].lower()
+            if name not in names:
+                hint = difflib.get_close_matches(name.upper(), [n.upper() for n in names], 1)
+                suffix = f"; did you mean {PREFIX}{hint[0]}?" if hint else ""
+                raise ConfigurationError(f"unknown configuration key {key!r}{suffix}")
+            raw[name] = value
+        for name, value in (overrides or {}).items():
+            if name not in names:
+                raise ConfigurationError(f"unknown guard option {name!r}")
+            raw[name] = value
+        return cls(**{name: _CHECKS[name](name, value) for name, value in raw.items()})
+
+
+def _key(name: str) -> str:
+    return PREFIX + name.upper()
+
+
+def _opt_str(name: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    raise ConfigurationError(f"{_key(name)} must be a non-empty string")
+
+
+def _opt_key_material(name: str, value: Any) -> str | bytes | None:
+    if value is None or (isinstance(value, str | bytes) and value):
+        return value
+    raise ConfigurationError(f"{_key(name)} must be a non-empty string or bytes")
+
+
+def _names(name: str, value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(
+        isinstance(item, str) and item for item in items
+    ):
+        raise ConfigurationError(f"{_key(name)} must be a list of non-empty strings")
+    if len(set(items)) != len(items):
+        raise ConfigurationError(f"{_key(name)} lists a name twice: {list(items)!r}")
+    return tuple(items)
+
+
+def _duration(name: str, value: Any) -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
+        raise ConfigurationError(f"{_key(name)} must be a timedelta or a number of seconds")
+    delay = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if delay < timedelta(0):
+        raise ConfigurationError(f"{_key(name)} must not be negative")
+    return delay
+
+
+def _expires(name: str, value: Any) -> timedelta:
+    delay = _duration(name, value)
+    if delay <= timedelta(0):
+        raise ConfigurationError(f"{_key(name)} must be positive")
+    return delay
+
+
+def _leeway(name: str, value: Any) -> timedelta:
+    delay = _duration(name, value)
+    if delay > MAX_LEEWAY:
+        raise ConfigurationError(f"{_key(name)} must be at most {MAX_LEEWAY.seconds} seconds")
+    return delay
+
+
+def _algorithm(name: str, value: Any) -> str:
+    if value not in JWT_ALGORITHMS:
+        raise ConfigurationError(
+            f"{_key(name)} must be one of {sorted(JWT_ALGORITHMS)}, not {value!r}"
+        )
+    return str(value)
+
+
+def _audience(name: str, value: Any) -> str | tuple[str, ...] | None:
+    if value is None or isinstance(value, str):
+        return _opt_str(name, value)
+    return _names(name, value)
+
+
+def _callable(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigurationError(f"{_key(name)} must be callable")
+    return value
+
+
+def _mode(name: str, value: Any) -> str:
+    if value not in ("prod", "dev"):
+        raise ConfigurationError(f"{_key(name)} must be 'prod' or 'dev', not {value!r}")
+    return str(value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{_key(name)} must be True or False")
+    return value
+
+
+def _any(name: str, value: Any) -> Any:
+    return value
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "auth": lambda n, v: _names(n, v) if v != [] and v != () else (),
+    "model": _opt_str,
+    "policy": _opt_str,
+    "policy_seed": _opt_str,
+    "get_user_pass": _callable,
+    "jwt_secret": _opt_key_material,
+    "jwt_algorithm": _algorithm,
+    "jwt_public_key": _opt_key_material,
+    "jwt_issuer": _opt_str,
+    "jwt_audience": _audience,
+    "jwt_expires": _expires,
+    "jwt_leeway": _leeway,
+    "watcher": _opt_str,
+    "default_authorize": _any,
+    "default_roles": _names,
+    "mode": _mode,
+    "open_static": _bool,
+    "realm": _opt_str,
+}

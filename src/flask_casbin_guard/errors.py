@@ -1,0 +1,136 @@
+"""The one exception tree of the package.
+
+Setup-time problems raise :class:`ConfigurationError` (never an ``assert``, which ``python -O``
+removes). Request-time problems raise a :class:`GuardHTTPError` subclass; the extension renders
+them in one place, so every status code is decided by the class of the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from werkzeug.exceptions import HTTPException
+
+
+class GuardError(Exception):
+    """Base class of every error raised by flask_casbin_guard."""
+
+
+class ConfigurationError(GuardError):
+    """The guard, a route declaration or a view signature is misconfigured.
+
+    Raised at registration or initialisation, naming the key, endpoint or parameter at fault.
+    """
+
+
+class PolicyError(GuardError):
+    """A Casbin model or policy could not be loaded, or a policy row is invalid."""
+
+    def __init__(self, message: str, *, original_error: BaseException | None = None) -> None:
+        super().__init__(message)
+        #: the foreign exception this error wraps, if any
+        self.original_error = original_error
+
+
+@dataclass(frozen=True, slots=True)
+class ParamIssue:
+    """One problem found while binding request parameters."""
+
+    #: parameter name as the client sends it
+    param: str
+    #: where it was looked for: ``path``, ``query``, ``form``, ``json`` or ``body``
+    source: str
+    #: what was expected, in words (``"an integer"``)
+    expected: str
+    #: the received value, truncated and escaped, or ``None`` when missing or redacted
+    received: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "param": self.param,
+            "source": self.source,
+            "expected": self.expected,
+            "received": self.received,
+        }
+
+
+class GuardHTTPError(GuardError, HTTPException):
+    """A request-time refusal. Its class decides the status; its text never holds secrets."""
+
+    @property
+    def status(self) -> int:
+        return self.code or 500
+
+    # No code on the base class: Flask then files one handler for the whole tree under "any
+    # code", instead of under 500 where 401/403/... lookups would never find it.
+    code: int | None = None
+    #: short machine-readable code for the JSON body
+    error_code: ClassVar[str] = "error"
+    #: human text for the response body; safe to show to any client
+    public_message: ClassVar[str] = "request refused"
+
+    def __init__(self, message: str | None = None) -> None:
+        # The message given here is for logs only; the body always uses ``public_message``.
+        GuardError.__init__(self, message or self.public_message)
+        HTTPException.__init__(self, description=self.public_message)
+        self.log_message = message or self.public_message
+
+    def __str__(self) -> str:
+        return self.log_message
+
+
+class AuthenticationRequired(GuardHTTPError):
+    """No credentials were given on a route that needs a user (401)."""
+
+    code = 401
+    error_code = "unauthorized"
+    public_message = "authentication required"
+
+
+class AuthenticationFailed(AuthenticationRequired):
+    """Credentials were given but are invalid (401).
+
+    The same body is used whatever the reason (unknown user, wrong password, bad token), so a
+    client cannot tell which one it was.
+    """
+
+    public_message = "invalid credentials"
+
+
+class ParameterError(GuardHTTPError):
+    """Request parameters are missing or invalid (400); lists every problem."""
+
+    code = 400
+    error_code = "bad_request"
+    public_message = "invalid request parameters"
+
+    def __init__(self, issues: Sequence[ParamIssue]) -> None:
+        super().__init__(f"{len(issues)} parameter issue(s)")
+        #: every problem found, in the order of the view's parameters
+        self.issues: tuple[ParamIssue, ...] = tuple(issues)
+
+
+class AccessDenied(GuardHTTPError):
+    """An authenticated user is not allowed (403). The reason goes to the log only."""
+
+    code = 403
+    error_code = "forbidden"
+    public_message = "access denied"
+
+
+class ObjectNotFound(GuardHTTPError):
+    """An object loader found no object for the request's parameter (404)."""
+
+    code = 404
+    error_code = "not_found"
+    public_message = "object not found"
+
+
+class PolicyUnavailable(GuardHTTPError):
+    """The policy could not be evaluated (503): never treated as an allow."""
+
+    code = 503
+    error_code = "policy_unavailable"
+    public_message = "authorization is temporarily unavailable"

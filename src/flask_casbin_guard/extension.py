@@ -1,0 +1,341 @@
+"""``CasbinGuard``: the Flask extension, per-app state and error rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, has_app_context, has_request_context, request
+from werkzeug.local import LocalProxy
+from werkzeug.wrappers import Request
+
+from .authn.base import Scheme
+from .authn.basic import BasicScheme
+from .authn.bearer import BearerScheme
+from .authn.chain import AuthChain
+from .authn.passwords import PasswordHasher
+from .authz.engine import EngineHolder
+from .config import GuardSettings
+from .errors import AccessDenied, ConfigurationError, GuardError, GuardHTTPError
+from .identity import Identity
+from .loading import check_unsupported, load_engine
+from .pipeline import (
+    STATE_KEY,
+    GuardedRoute,
+    compile_route,
+    current_identity,
+    guard_view,
+    route_of,
+    run,
+)
+from .render import Renderer, render_html, render_json
+from .types import ObjectLoader, PasswordGetter
+
+EXTENSION_KEY = "casbin_guard"
+#: schemes named in API.md that later versions provide; refused clearly until then
+PLANNED_SCHEMES = frozenset({"session", "apikey", "param", "remote_user", "fake"})
+
+log = logging.getLogger("flask_casbin_guard")
+audit = logging.getLogger("flask_casbin_guard.audit")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AppState:
+    """What one guard knows about one app: settings, policy engine, authentication chain."""
+
+    def __init__(self, guard: CasbinGuard, app: Flask) -> None:
+        self.guard = guard
+        self.config = app.config
+        self.root_path = app.root_path
+        self.app_name = app.name
+        self._settings: GuardSettings | None = None
+        self._holder: EngineHolder | None = None
+        self._chain: AuthChain | None = None
+        self._bearer: BearerScheme | None = None
+        self._ready = False
+        self._lock = threading.RLock()
+        #: compiled default declarations of endpoints registered without one
+        self.defaults: dict[str, GuardedRoute] = {}
+
+    # -- set-up ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Read ``GUARD_*`` and load the policy (once; raises on any configuration error)."""
+        with self._lock:
+            if self._settings is not None:
+                return
+            settings = GuardSettings.from_mapping(self.config, self.guard.options)
+            check_unsupported(settings)
+            holder = EngineHolder(load_engine(settings, self.root_path, self.guard.functions))
+            realm = settings.realm or self.app_name
+            bearer = None
+            if "bearer" in settings.auth or settings.jwt_secret or settings.jwt_public_key:
+                bearer = BearerScheme(settings, realm)
+            schemes = [self._scheme(name, settings, realm, bearer) for name in settings.auth]
+            self._chain = AuthChain(schemes)
+            self._bearer, self._holder, self._settings = bearer, holder, settings
+
+    def ensure_ready(self) -> None:
+        """:meth:`prepare`, plus the checks that must wait for decorators registered later."""
+        if self._ready:
+            return
+        with self._lock:
+            self.prepare()
+            if "basic" in self.settings.auth and self.password_getter is None:
+                raise ConfigurationError(
+                    "GUARD_AUTH enables 'basic' but no password getter is set: "
+                    "use GUARD_GET_USER_PASS or @guard.password_getter"
+                )
+            self._ready = True
+
+    def _scheme(
+        self, name: str, settings: GuardSettings, realm: str, bearer: BearerScheme | None
+    ) -> Scheme:
+        if name == "basic":
+            return BasicScheme(self._get_user_pass, self.guard.hasher, realm)
+        if name == "bearer" and bearer is not None:
+            return bearer
+        if name in self.guard.schemes:
+            return self.guard.schemes[name]
+        if name in PLANNED_SCHEMES:
+            raise ConfigurationError(f"GUARD_AUTH: scheme {name!r} is not available yet")
+        raise ConfigurationError(f"GUARD_AUTH: unknown authentication scheme {name!r}")
+
+    # -- accessors ------------------------------------------------------------------------
+    @property
+    def settings(self) -> GuardSettings:
+        self.prepare()
+        assert self._settings is not None  # noqa: S101 - set by prepare(), for mypy only
+        return self._settings
+
+    @property
+    def holder(self) -> EngineHolder:
+        self.prepare()
+        assert self._holder is not None  # noqa: S101 - set by prepare(), for mypy only
+        return self._holder
+
+    @property
+    def bearer(self) -> BearerScheme:
+        self.prepare()
+        if self._bearer is None:
+            raise ConfigurationError("tokens need GUARD_JWT_SECRET (and 'bearer' in GUARD_AUTH)")
+        return self._bearer
+
+    @property
+    def challenges(self) -> tuple[str, ...]:
+        return self._chain.challenges if self._chain is not None else ()
+
+    @property
+    def password_getter(self) -> PasswordGetter | None:
+        return self.settings.get_user_pass or self.guard.password_getter_func
+
+    def _get_user_pass(self, login: str) -> str | None:
+        getter = self.password_getter
+        return getter(login) if getter is not None else None
+
+    def authenticate(self, req: Request) -> Identity | None:
+        self.ensure_ready()
+        assert self._chain is not None  # noqa: S101 - set by prepare(), for mypy only
+        return self._chain.authenticate(req)
+
+    def reload_policy(self) -> None:
+        """Re-read model and policy, then swap; on any error the current policy stays."""
+        engine = load_engine(self.settings, self.root_path, self.guard.functions)
+        self.holder.swap(engine)
+
+
+class CasbinGuard:
+    """Protects a Flask app with Casbin.
+
+    :param app: the app to protect now; or call :meth:`init_app` later.
+    :param options: settings overriding ``GUARD_*`` keys, by field name (``auth=["basic"]``).
+    """
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        self.options = options
+        self.hasher = PasswordHasher()
+        self.password_getter_func: PasswordGetter | None = None
+        self.object_loaders: dict[str, ObjectLoader] = {}
+        self.schemes: dict[str, Scheme] = {}
+        self.functions: dict[str, Callable[..., Any]] = {}
+        self.renderers: dict[str, Renderer] = {"json": render_json, "html": render_html}
+        self._states: weakref.WeakValueDictionary[int, AppState] = weakref.WeakValueDictionary()
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Attach to ``app`` and load its configuration and policy now."""
+        self.attach(app).prepare()
+
+    def attach(self, app: Flask) -> AppState:
+        """Attach to ``app`` without reading its configuration yet (subclass mode)."""
+        if EXTENSION_KEY in app.extensions:
+            raise ConfigurationError(f"app {app.name!r} already has a CasbinGuard")
+        state = AppState(self, app)
+        app.extensions[EXTENSION_KEY] = self
+        app.extensions[STATE_KEY] = state
+        self._states[id(state)] = state
+        # Registered first so that no other hook runs for an endpoint no declaration covers.
+        app.before_request_funcs.setdefault(None, []).insert(0, _refuse_uncovered)
+        app.register_error_handler(GuardHTTPError, self._render_error)
+        from .cli import guard_cli  # the CLI sits above the extension in the layers
+
+        app.cli.add_command(guard_cli)
+        return state
+
+    # -- declarations and hooks -----------------------------------------------------------
+    def authorize(self, spec: Any) -> Callable[[F], F]:
+        """Decorator declaring what a view requires (place it below ``@app.route``)."""
+
+        def decorator(view: F) -> F:
+            return guard_view(view, spec, view.__name__)  # type: ignore[return-value]
+
+        return decorator
+
+    def password_getter(self, func: PasswordGetter) -> PasswordGetter:
+        """Decorator registering ``login -> password hash or None``."""
+        self.password_getter_func = func
+        return func
+
+    def object_loader(self, kind: str) -> Callable[[ObjectLoader], ObjectLoader]:
+        """Decorator registering the loader of objects of type ``kind`` (``None`` gives 404)."""
+
+        def decorator(func: ObjectLoader) -> ObjectLoader:
+            self.object_loaders[kind] = func
+            return func
+
+        return decorator
+
+    def register_scheme(self, name: str, scheme: Scheme) -> None:
+        """Make a custom authentication scheme available to ``GUARD_AUTH``."""
+        if not isinstance(scheme, Scheme):
+            raise ConfigurationError(f"scheme {name!r} does not follow the Scheme protocol")
+        self.schemes[name] = scheme
+
+    def renderer(self, kind: str) -> Callable[[Renderer], Renderer]:
+        """Decorator replacing the ``"json"`` or ``"html"`` error renderer."""
+        if kind not in self.renderers:
+            raise ConfigurationError(f"unknown renderer {kind!r}: use 'json' or 'html'")
+
+        def decorator(func: Renderer) -> Renderer:
+            self.renderers[kind] = func
+            return func
+
+        return decorator
+
+    # -- runtime API ----------------------------------------------------------------------
+    @property
+    def current_user(self) -> str | None:
+        """The authenticated login of the current request, or ``None``."""
+        if not has_request_context():
+            return None
+        identity = current_identity(self._state())
+        return identity.login if identity is not None else None
+
+    def enforce(self, sub: Any, *args: Any) -> bool:
+        """pycasbin's decision for ``(sub, *args)`` in ``request_definition`` order."""
+        return self._state().holder.engine.enforce(sub, *args)
+
+    def explain(self, sub: Any, *args: Any) -> tuple[bool, tuple[str, ...]]:
+        """The decision and the policy rule that decided it."""
+        return self._state().holder.engine.explain(sub, *args)
+
+    def has_role(self, user: str, role: str) -> bool:
+        return self._state().holder.engine.has_role(user, role)
+
+    def reload_policy(self) -> None:
+        """Re-read ``GUARD_MODEL``/``GUARD_POLICY`` and swap atomically (old kept on error)."""
+        self._state().reload_policy()
+
+    def hash_password(self, password: str) -> str:
+        """An argon2id hash (OWASP parameters) for storing ``password``."""
+        return self.hasher.hash(password)
+
+    def verify_password(self, password: str, stored: str | None) -> bool:
+        return self.hasher.verify(password, stored)
+
+    def create_token(self, user: str, expires: dt.timedelta | None = None, **claims: Any) -> str:
+        """A signed JWT access token for ``user``."""
+        return self._state().bearer.create_token(user, expires, claims)
+
+    # -- internals ------------------------------------------------------------------------
+    def _state(self) -> AppState:
+        if has_app_context():
+            state = current_app.extensions.get(STATE_KEY)
+            if state is None or state.guard is not self:
+                raise GuardError(f"this guard is not attached to app {current_app.name!r}")
+            return state  # type: ignore[no-any-return]
+        states = list(self._states.values())
+        if len(states) != 1:
+            raise GuardError("outside an app context this guard serves no single app")
+        return states[0]
+
+    def _render_error(self, error: GuardHTTPError) -> Response:
+        state: AppState | None = current_app.extensions.get(STATE_KEY)
+        wants_html = (
+            request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+        )
+        response = self.renderers["html" if wants_html else "json"](error)
+        if error.status == 401 and state is not None:
+            for challenge in state.challenges:
+                response.headers.add("WWW-Authenticate", challenge)
+        response.headers["Cache-Control"] = "no-store"
+        level = logging.ERROR if error.status >= 500 else logging.INFO
+        # %r escapes CR/LF, so a client-chosen value cannot forge a log line.
+        audit.log(
+            level,
+            "%s %s %r -> %d: %r",
+            request.method,
+            request.endpoint,
+            request.path,
+            error.status,
+            error.log_message,
+        )
+        return response
+
+
+def _refuse_uncovered() -> Any:
+    """Deny endpoints no declaration covers (apart from ``static`` when it is open)."""
+    endpoint = request.endpoint
+    if endpoint is None:
+        return None  # routing failed: Flask answers 404/405 itself
+    view = current_app.view_functions.get(endpoint)
+    if route_of(view) is not None:
+        return None
+    state: AppState = current_app.extensions[STATE_KEY]
+    state.ensure_ready()
+    settings = state.settings
+    if _is_static(endpoint) and settings.open_static:
+        return None
+    if settings.default_authorize is None or view is None:
+        raise AccessDenied(f"endpoint {endpoint!r} is not covered by any declaration")
+    automatic_options = getattr(request.url_rule, "provide_automatic_options", False)
+    if request.method == "OPTIONS" and automatic_options:
+        return None  # Flask answers with the Allow header alone; the view never runs
+    route = state.defaults.get(endpoint)
+    if route is None:
+        route = compile_route(view, settings.default_authorize, endpoint)
+        state.defaults[endpoint] = route
+    result = run(route, dict(request.view_args or {}))
+    if result is None:
+        # Returning None from a before_request hook would make Flask call the view again.
+        raise TypeError(f"the view of endpoint {endpoint!r} returned None")
+    return result
+
+
+def _is_static(endpoint: str) -> bool:
+    return endpoint == "static" or endpoint.endswith(".static")
+
+
+def _current_login() -> str | None:
+    if not has_request_context():
+        return None
+    guard: CasbinGuard | None = current_app.extensions.get(EXTENSION_KEY)
+    return guard.current_user if guard is not None else None
+
+
+#: the authenticated login of the current request, or ``None`` (compare with ``==``)
+current_user: Any = LocalProxy(_current_login)

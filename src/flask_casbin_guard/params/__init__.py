@@ -1,0 +1,1 @@
+"""Typed request parameters: a plan compiled at registration, bound per request."""

@@ -1,0 +1,189 @@
+"""The guarded view: authenticate, route checks, bind, object checks, view; in that order.
+
+Each route's :class:`GuardedRoute` is compiled once at registration; per request this module only
+walks the compiled plan. Route-level checks run before any input is parsed, so a caller who may
+not use the route learns nothing about its parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app, g, request
+
+from .authz.declarations import Declaration, ObjectPermission, parse_declaration
+from .errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    ConfigurationError,
+    ObjectNotFound,
+    ParameterError,
+    PolicyError,
+    PolicyUnavailable,
+)
+from .identity import Identity
+from .params.bind import bind
+from .params.plan import BindingPlan, check_path_params, compile_plan
+from .types import ViewFunc
+
+if TYPE_CHECKING:
+    from .extension import AppState
+
+STATE_KEY = "casbin_guard.state"
+_IDENTITY = "_casbin_guard_identity"
+_UNSET = object()
+
+audit = logging.getLogger("flask_casbin_guard.audit")
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedRoute:
+    """A view with its compiled declaration and binding plan."""
+
+    endpoint: str
+    declaration: Declaration
+    plan: BindingPlan
+    view: ViewFunc
+    is_async: bool
+
+
+def compile_route(
+    view: ViewFunc, spec: Any, endpoint: str, rule_params: list[str] | None = None
+) -> GuardedRoute:
+    """Check ``spec`` against ``view``'s signature (and the rule, when known)."""
+    declaration = parse_declaration(spec, endpoint)
+    plan = compile_plan(view, endpoint, rule_params)
+    for param in sorted(declaration.params - plan.names):
+        raise ConfigurationError(
+            f"endpoint {endpoint!r}: authorization names parameter {param!r}, "
+            "which is not a parameter of its view"
+        )
+    return GuardedRoute(endpoint, declaration, plan, view, inspect.iscoroutinefunction(view))
+
+
+def guard_view(
+    view: ViewFunc, spec: Any, endpoint: str, rule_params: list[str] | None = None
+) -> ViewFunc:
+    """Wrap ``view`` so every call goes through the guard."""
+    route = compile_route(view, spec, endpoint, rule_params)
+
+    def guarded(**view_args: Any) -> Any:
+        return run(route, view_args)
+
+    functools.update_wrapper(guarded, view)
+    guarded.__guard_route__ = route  # type: ignore[attr-defined]
+    return guarded
+
+
+def route_of(view: Any) -> GuardedRoute | None:
+    """The guard's plan for a registered view function, if it has one."""
+    return getattr(view, "__guard_route__", None)
+
+
+def recheck_rule(view: ViewFunc, endpoint: str, rule_params: list[str]) -> None:
+    route = route_of(view)
+    if route is not None:
+        check_path_params(route.plan, route.endpoint or endpoint, rule_params)
+
+
+def current_state() -> AppState:
+    try:
+        state: AppState = current_app.extensions[STATE_KEY]
+    except KeyError:
+        raise ConfigurationError(
+            f"app {current_app.name!r} serves a guarded view but has no CasbinGuard"
+        ) from None
+    return state
+
+
+def current_identity(state: AppState | None = None) -> Identity | None:
+    """The caller, authenticating on first use in this request (memoised in ``g``)."""
+    identity = g.get(_IDENTITY, _UNSET)
+    if identity is _UNSET:
+        identity = (state or current_state()).authenticate(request)
+        setattr(g, _IDENTITY, identity)
+    return identity if isinstance(identity, Identity) else None
+
+
+def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
+    state = current_state()
+    state.ensure_ready()
+    declaration = route.declaration
+    if declaration.close:
+        raise AccessDenied(f"{route.endpoint}: closed route")
+    login = None
+    if declaration.needs_user:
+        identity = current_identity(state)
+        if identity is None:
+            raise AuthenticationRequired(f"{route.endpoint}: no credentials")
+        login = identity.login
+        if declaration.uses_policy:
+            _check_route_level(state, route, login)
+    if route.plan.params:
+        values, issues = bind(route.plan, view_args, request)
+        if issues:
+            raise ParameterError(issues)
+    else:
+        values = {}
+    if not view_args.keys() <= route.plan.names and not route.plan.var_keyword:
+        check_path_params(route.plan, route.endpoint, list(view_args))
+    for permission in declaration.objects:
+        _check_object(state, route, login, permission, values[permission.param])
+    view = current_app.ensure_sync(route.view) if route.is_async else route.view
+    return view(**values)
+
+
+def _check_route_level(state: AppState, route: GuardedRoute, login: str) -> None:
+    engine = state.holder.engine
+    declaration = route.declaration
+    if login in engine.roles or login in declaration.roles:
+        # Casbin cannot tell user "admin" from role "admin": such a login gets no rights at all.
+        raise AccessDenied(f"{route.endpoint}: login {login!r} collides with a role name")
+    if declaration.roles and not engine.has_roles:
+        raise ConfigurationError(
+            f"endpoint {route.endpoint!r} declares roles but the Casbin model has no 'g = _, _'"
+        )
+    for role in declaration.roles:
+        if not engine.has_role(login, role):
+            raise AccessDenied(f"{route.endpoint}: {login!r} lacks role {role!r}")
+    if declaration.route:
+        rule = request.url_rule.rule if request.url_rule else request.path
+        method = "GET" if request.method == "HEAD" else request.method
+        _decide(state, route, login, rule, method)
+
+
+def _check_object(
+    state: AppState, route: GuardedRoute, login: Any, permission: ObjectPermission, value: Any
+) -> None:
+    loader = state.guard.object_loaders.get(permission.type)
+    if loader is not None:
+        target = loader(value)
+        if target is None:
+            raise ObjectNotFound(f"{route.endpoint}: no {permission.type} {value!r}")
+    else:
+        text = str(value)
+        if not text.isprintable():
+            raise AccessDenied(f"{route.endpoint}: unprintable object value")
+        target = f"{permission.type}:{text}"
+    _decide(state, route, login, target, permission.action)
+
+
+def _decide(state: AppState, route: GuardedRoute, login: str, obj: Any, act: str) -> None:
+    engine = state.holder.engine
+    if len(engine.request_tokens) != 3:
+        raise ConfigurationError(
+            f"endpoint {route.endpoint!r}: route and object permissions need a model whose "
+            f"request is (sub, obj, act); this one has {engine.request_tokens}"
+        )
+    try:
+        allowed, rule = engine.explain(login, obj, act)
+    except PolicyError as error:
+        audit.error("policy evaluation failed on %s: %s", route.endpoint, error)
+        raise PolicyUnavailable(str(error)) from None
+    if not allowed:
+        because = f" (rule: {', '.join(rule)})" if rule else ""
+        raise AccessDenied(f"{route.endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")

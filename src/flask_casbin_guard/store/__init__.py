@@ -1,0 +1,1 @@
+"""Policy storage: reading and validating policy rows."""

@@ -1,0 +1,110 @@
+"""Casbin's CSV policy format, read strictly: a bad row is an error naming file and line.
+
+The format is Casbin's, not RFC 4180: values are separated by top-level commas, commas inside
+``()``/``[]`` belong to the value (ABAC ``eval`` rules), and there is no quoting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import PolicyError
+
+#: Longest value we accept: the ``casbin_rule`` columns are VARCHAR(255).
+MAX_VALUE_LENGTH = 255
+
+_TOKENS = re.compile(r"[,\[\]\(\)]")
+_CLOSING = {")": "(", "]": "["}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRow:
+    """One validated policy line."""
+
+    ptype: str
+    values: tuple[str, ...]
+
+
+def read_policy_file(path: str | Path, arities: Mapping[str, int]) -> list[PolicyRow]:
+    """Read and validate a policy CSV.
+
+    :param arities: number of values each ptype takes (``{"p": 3, "g": 2}``).
+    :raises PolicyError: naming the file and line of the first bad row.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PolicyError(
+            f"cannot read policy file {str(path)!r}: {error}", original_error=error
+        ) from None
+    return parse_policy(text.splitlines(), arities, str(path))
+
+
+def parse_policy(lines: Iterable[str], arities: Mapping[str, int], source: str) -> list[PolicyRow]:
+    """Validate policy lines; blank lines and ``#`` comments are skipped."""
+    rows: list[PolicyRow] = []
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            tokens = split_line(stripped)
+            rows.append(check_row(tokens[0], tokens[1:], arities))
+        except ValueError as error:
+            raise PolicyError(f"{source}, line {number}: {error}") from None
+    return rows
+
+
+def split_line(line: str) -> list[str]:
+    """Split on top-level commas, exactly as pycasbin does, but refuse unbalanced brackets."""
+    stack: list[str] = []
+    tokens: list[str] = []
+    start = 0
+    for match in _TOKENS.finditer(line):
+        char = match.group()
+        if char in "([":
+            stack.append(char)
+        elif char in ")]":
+            if not stack or stack.pop() != _CLOSING[char]:
+                raise ValueError(f"unbalanced {char!r}")
+        elif not stack:
+            tokens.append(line[start : match.start()].strip())
+            start = match.end()
+    if stack:
+        raise ValueError(f"unclosed {stack[-1]!r}")
+    tokens.append(line[start:].strip())
+    return tokens
+
+
+def check_row(ptype: str, values: Iterable[str], arities: Mapping[str, int]) -> PolicyRow:
+    """Validate one row; ``ValueError`` says what is wrong with it."""
+    if ptype not in arities:
+        raise ValueError(f"unknown policy type {ptype!r} (the model defines {sorted(arities)})")
+    row = tuple(values)
+    if len(row) != arities[ptype]:
+        raise ValueError(f"{ptype!r} rows take {arities[ptype]} values, this one has {len(row)}")
+    for index, value in enumerate(row):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"value {index + 1} is empty (a stray separator?)")
+        if len(value) > MAX_VALUE_LENGTH:
+            raise ValueError(f"value {index + 1} is longer than {MAX_VALUE_LENGTH} characters")
+        if not value.isprintable():
+            raise ValueError(f"value {index + 1} contains a control character")
+        if value != value.strip():
+            raise ValueError(f"value {index + 1} has leading or trailing spaces")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            raise ValueError(f"value {index + 1} is quoted; Casbin's CSV format has no quoting")
+        if "," in value and not _nested(value):
+            raise ValueError(f"value {index + 1} contains a comma outside brackets")
+    return PolicyRow(ptype, row)
+
+
+def _nested(value: str) -> bool:
+    """Whether every comma of ``value`` sits inside brackets (so it survives a round trip)."""
+    try:
+        return len(split_line(value)) == 1
+    except ValueError:
+        return False
