@@ -41,7 +41,7 @@ def _convert_path(
     spec: ParamSpec, raw: Any, values: dict[str, Any], issues: list[ParamIssue]
 ) -> None:
     # Flask's own converters (<int:x>) may already have produced the right type.
-    if type(raw) is spec.converter.type:
+    if type(raw) is spec.converter.type or not spec.annotated:
         values[spec.name] = raw
         return
     try:

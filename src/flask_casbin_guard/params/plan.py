@@ -31,6 +31,8 @@ class ParamSpec:
     default: Any = MISSING
     #: ``T | None``: JSON ``null`` (and empty text) give ``None``
     nullable: bool = False
+    #: the view annotated it; unannotated path values keep what Flask's converter made
+    annotated: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,7 @@ def compile_plan(
             raise ConfigurationError(
                 f"endpoint {endpoint!r}: parameter {param.name!r} must be passable by keyword"
             )
-        specs.append(_spec(endpoint, param, hints.get(param.name, str)))
+        specs.append(_spec(endpoint, param, hints.get(param.name)))
     plan = BindingPlan(tuple(specs), frozenset(s.name for s in specs), var_keyword)
     if path_params is not None:
         check_path_params(plan, endpoint, path_params)
@@ -86,6 +88,8 @@ def check_path_params(plan: BindingPlan, endpoint: str, path_params: Collection[
 
 
 def _spec(endpoint: str, param: inspect.Parameter, hint: Any) -> ParamSpec:
+    annotated = hint is not None
+    hint = str if hint is None else hint
     nullable = False
     if typing.get_origin(hint) is typing.Annotated:
         hint = typing.get_args(hint)[0]
@@ -110,4 +114,4 @@ def _spec(endpoint: str, param: inspect.Parameter, hint: Any) -> ParamSpec:
             f"endpoint {endpoint!r}: parameter {param.name!r} defaults to None, "
             f"so annotate it '{hint.__name__} | None'"
         )
-    return ParamSpec(param.name, converter, default, nullable)
+    return ParamSpec(param.name, converter, default, nullable, annotated)

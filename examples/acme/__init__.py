@@ -1,0 +1,1 @@
+"""The acme example: stores, employees, managers and an auditor, guarded by Casbin."""

@@ -1,0 +1,97 @@
+"""acme: the seed application of flask_casbin_guard.
+
+Employees list stores; the manager of a store changes its stock; auditors read reports.
+Run it with ``make demo`` (or ``python -m examples.acme``) from the repository root; under
+gunicorn: ``gunicorn -b 127.0.0.1:8000 'examples.acme.app:create_app()'``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask_casbin_guard import Flask, current_user
+
+HERE = Path(__file__).parent
+log = logging.getLogger("acme")
+
+#: the demo's data: an in-memory inventory per store
+STORES: dict[int, dict[str, Any]] = {
+    1: {"name": "Downtown", "stock": {"apple": 10, "pear": 4}},
+    2: {"name": "Harbour", "stock": {"apple": 3}},
+}
+
+
+def load_users(path: Path = HERE / "users.json") -> dict[str, str]:
+    """Demo users: login -> argon2id hash (passwords in README.md)."""
+    users: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    return users
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask("acme", root_path=str(HERE))
+    users = load_users()
+    secret = os.environ.get("ACME_JWT_SECRET")
+    if secret is None:
+        # A fresh secret per run: tokens die with the process, and no secret is committed.
+        secret = secrets.token_urlsafe(48)
+        log.warning("ACME_JWT_SECRET is not set: using a random secret for this run")
+    app.config.update(
+        GUARD_MODEL="model.conf",
+        GUARD_POLICY="policy.csv",
+        GUARD_AUTH=["bearer", "basic"],
+        GUARD_GET_USER_PASS=users.get,
+        GUARD_JWT_SECRET=secret,
+    )
+    app.config.update(config or {})
+    register_routes(app)
+    return app
+
+
+def register_routes(app: Flask) -> None:
+    @app.get("/", authorize="OPEN")
+    def index() -> dict[str, Any]:
+        return {"app": "acme", "stores": len(STORES)}
+
+    @app.get("/whoami", authorize="AUTH")
+    def whoami() -> dict[str, Any]:
+        return {"user": app.guard.current_user}
+
+    @app.post("/login", authorize="AUTH")
+    def login() -> dict[str, Any]:
+        return {"token": app.guard.create_token(app.guard.current_user), "token_type": "Bearer"}
+
+    @app.get("/store", authorize="employee")
+    def get_store(pattern: str = "%") -> dict[str, Any]:
+        """Stores whose name matches ``pattern`` (``%`` matches anything)."""
+        glob = pattern.replace("*", "[*]").replace("?", "[?]").replace("%", "*")
+        found = {
+            sid: store["name"]
+            for sid, store in STORES.items()
+            if fnmatch.fnmatchcase(store["name"], glob)
+        }
+        return {"stores": found, "user": str(current_user)}
+
+    @app.post("/store/<sid>", authorize=("store", "sid", "manager"))
+    def post_store_sid(sid: int, product: str, quantity: int) -> tuple[dict[str, Any], int]:
+        """Add ``quantity`` units of ``product`` to store ``sid`` (its managers only)."""
+        store = STORES.get(sid)
+        if store is None:
+            return {"error": "not_found", "message": f"no store {sid}", "status": 404}, 404
+        stock = store["stock"]
+        stock[product] = stock.get(product, 0) + quantity
+        return {"store": sid, "product": product, "quantity": stock[product]}, 200
+
+    @app.get("/reports", authorize="ROUTE")
+    def reports() -> dict[str, Any]:
+        units = sum(sum(store["stock"].values()) for store in STORES.values())
+        return {"stores": len(STORES), "units": units}
+
+    @app.delete("/store/<sid>", authorize="CLOSE")
+    def delete_store(sid: int) -> dict[str, Any]:
+        raise RuntimeError("closed routes never run")  # pragma: no cover

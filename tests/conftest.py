@@ -1,0 +1,63 @@
+"""Shared fixtures: a real policy on disk, real argon2 hashes, apps in both attach styles."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from flask_casbin_guard.authn.passwords import PasswordHasher
+from helpers import JWT_SECRET
+
+POLICIES = Path(__file__).parent / "policies"
+
+#: demo logins and passwords used across the tests
+PASSWORDS = {
+    "alice": "alice-password",
+    "bob": "bob-password",
+    "carol": "carol-password",
+    "dave": "dave-password",
+    "employee": "employee-password",  # a login that collides with a role name
+}
+
+
+@pytest.fixture(scope="session")
+def hasher() -> PasswordHasher:
+    return PasswordHasher()
+
+
+@pytest.fixture(scope="session")
+def password_hashes(hasher: PasswordHasher) -> dict[str, str]:
+    """argon2id hashes of :data:`PASSWORDS`, computed once (each costs ~40 ms)."""
+    return {login: hasher.hash(password) for login, password in PASSWORDS.items()}
+
+
+@pytest.fixture
+def guard_config(password_hashes: dict[str, str]) -> dict[str, object]:
+    """A working ``GUARD_*`` configuration on the test RBAC policy."""
+    return {
+        "TESTING": True,
+        "GUARD_MODEL": str(POLICIES / "rbac_model.conf"),
+        "GUARD_POLICY": str(POLICIES / "rbac_policy.csv"),
+        "GUARD_JWT_SECRET": JWT_SECRET,
+        "GUARD_GET_USER_PASS": password_hashes.get,
+    }
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> Callable[[str, str], str]:
+    """Write ``text`` to ``tmp_path/name`` and return its path."""
+
+    def write(name: str, text: str) -> str:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+    return write
+
+
+def services_required() -> bool:
+    """CI sets GUARD_REQUIRE_SERVICES=1: tests needing PostgreSQL/Redis must not skip there."""
+    return os.environ.get("GUARD_REQUIRE_SERVICES") == "1"
