@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -11,6 +12,8 @@ from .authz.engine import PolicyEngine, model_arities, parse_model
 from .config import GuardSettings
 from .errors import ConfigurationError, PolicyError
 from .store.csv import read_policy_file
+
+log = logging.getLogger("flask_casbin_guard")
 
 
 def packaged_model() -> str:
@@ -65,5 +68,7 @@ def load_engine(
     path = policy_path(settings, root_path)
     if path is not None and not path.is_file():
         raise PolicyError(f"GUARD_POLICY: no policy file at {str(path)!r}")
+    if path is None:
+        log.warning("GUARD_POLICY is not set: the policy is empty and every Casbin check denies")
     rows = read_policy_file(path, arities) if path is not None else []
     return PolicyEngine(text, rows, source=source, functions=functions)

@@ -14,6 +14,9 @@ log = logging.getLogger("flask_casbin_guard.passwords")
 ARGON2_PARAMS = {"memory_cost": 19456, "rounds": 2, "parallelism": 1}
 
 #: Verified so existing user bases keep working; each is rehashed to argon2id on login.
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$", "$2x$")
+_BCRYPT_MAX_BYTES = 72
+
 LEGACY_SCHEMES = ("bcrypt", "pbkdf2_sha256", "pbkdf2_sha512", "sha512_crypt", "sha256_crypt")
 
 
@@ -56,6 +59,10 @@ class PasswordHasher:
         return self._check(password, stored)
 
     def _check(self, password: str, stored: str) -> bool:
+        if stored.startswith(_BCRYPT_PREFIXES) and len(password.encode()) > _BCRYPT_MAX_BYTES:
+            # bcrypt < 5 silently ignores bytes past 72: such a password was never fully
+            # checked, whatever bcrypt version is installed, so it never matches.
+            return False
         try:
             return bool(self.context.verify(password, stored))
         except UnknownHashError:
