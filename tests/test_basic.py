@@ -8,13 +8,12 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from conftest import PASSWORDS
 from flask_casbin_guard.authn.base import Scheme
 from flask_casbin_guard.authn.basic import BasicScheme
 from flask_casbin_guard.authn.passwords import PasswordHasher
 from flask_casbin_guard.errors import AuthenticationFailed
 from flask_casbin_guard.identity import Identity
-
-from conftest import PASSWORDS
 from helpers import basic, bearer
 
 

@@ -11,9 +11,8 @@ import bcrypt
 import pytest
 from passlib.hash import argon2, pbkdf2_sha256
 
-from flask_casbin_guard.authn.passwords import PasswordHasher
-
 from conftest import PASSWORDS
+from flask_casbin_guard.authn.passwords import PasswordHasher
 
 ARGON2ID_PREFIX = "$argon2id$v=19$m=19456,t=2,p=1$"
 LOGGER = "flask_casbin_guard.passwords"

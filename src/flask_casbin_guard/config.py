@@ -124,7 +124,10 @@ def _names(name: str, value: Any) -> tuple[str, ...]:
 def _duration(name: str, value: Any) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
         raise ConfigurationError(f"{_key(name)} must be a timedelta or a number of seconds")
-    delay = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    try:
+        delay = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    except (ValueError, OverflowError):  # nan, inf, absurdly large numbers
+        raise ConfigurationError(f"{_key(name)}: {value!r} is not a usable duration") from None
     if delay < timedelta(0):
         raise ConfigurationError(f"{_key(name)} must not be negative")
     return delay
@@ -145,7 +148,7 @@ def _leeway(name: str, value: Any) -> timedelta:
 
 
 def _algorithm(name: str, value: Any) -> str:
-    if value not in JWT_ALGORITHMS:
+    if not isinstance(value, str) or value not in JWT_ALGORITHMS:
         raise ConfigurationError(
             f"{_key(name)} must be one of {sorted(JWT_ALGORITHMS)}, not {value!r}"
         )

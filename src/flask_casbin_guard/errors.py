@@ -76,6 +76,7 @@ class GuardHTTPError(GuardError, HTTPException):
         GuardError.__init__(self, message or self.public_message)
         HTTPException.__init__(self, description=self.public_message)
         self.log_message = message or self.public_message
+        self.args = (message,)  # HTTPException resets args; keep them for copy and pickle
 
     def __str__(self) -> str:
         return self.log_message
@@ -110,6 +111,7 @@ class ParameterError(GuardHTTPError):
         super().__init__(f"{len(issues)} parameter issue(s)")
         #: every problem found, in the order of the view's parameters
         self.issues: tuple[ParamIssue, ...] = tuple(issues)
+        self.args = (self.issues,)
 
 
 class AccessDenied(GuardHTTPError):

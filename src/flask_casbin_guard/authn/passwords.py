@@ -69,7 +69,9 @@ class PasswordHasher:
             log.error("a stored password hash has an unknown format; the login is refused")
             return False
         except ValueError:
-            # bcrypt >= 5 raises on secrets over 72 bytes instead of truncating: a mismatch.
+            # A known scheme but a malformed hash: refuse, and say so once per occurrence
+            # (never with the password), so corrupted stored hashes get noticed.
+            log.error("a stored password hash is malformed; the login is refused")
             return False
 
     def _dummy_hash(self) -> str:

@@ -7,6 +7,7 @@ sees a half-loaded policy (pycasbin's in-place ``load_policy`` gives wrong denia
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import defaultdict
@@ -23,6 +24,12 @@ log = logging.getLogger("flask_casbin_guard.engine")
 
 #: pycasbin's role managers stop searching after this many levels and silently deny.
 MAX_ROLE_DEPTH = 10
+
+#: decisions remembered per engine; an engine never changes, so its answers never go stale
+DECISION_CACHE_SIZE = 16384
+
+#: matcher functions whose answer depends on more than the request (the clock)
+_IMPURE_FUNCTIONS = ("timeMatch",)
 
 _CASBIN_LOGGERS = ("casbin", "casbin.enforcer", "casbin.policy", "casbin.role")
 _construct_lock = threading.Lock()
@@ -99,6 +106,10 @@ class PolicyEngine:
         self.roles: frozenset[str] = frozenset(values[1] for values in grouping)
         self._members: frozenset[str] = frozenset(values[0] for values in grouping)
         self._enforcer = _build_enforcer(model, self.rows, functions or {})
+        matcher = model["m"]["m"].value
+        #: whether decisions may be cached: not with custom or clock-dependent functions
+        self.cacheable = not functions and not any(f in matcher for f in _IMPURE_FUNCTIONS)
+        self._cached_explain = functools.lru_cache(maxsize=DECISION_CACHE_SIZE)(self._explain)
 
     def enforce(self, *rvals: Any) -> bool:
         """pycasbin's answer for the request values, in ``request_definition`` order.
@@ -109,6 +120,12 @@ class PolicyEngine:
 
     def explain(self, *rvals: Any) -> tuple[bool, tuple[str, ...]]:
         """The decision and the deciding policy rule (empty when none matched)."""
+        # Only plain strings are keys: ABAC objects may be unhashable or change under us.
+        if self.cacheable and all(type(value) is str for value in rvals):
+            return self._cached_explain(*rvals)
+        return self._explain(*rvals)
+
+    def _explain(self, *rvals: Any) -> tuple[bool, tuple[str, ...]]:
         try:
             allowed, rule = self._enforcer.enforce_ex(*rvals)
         except Exception as error:  # simpleeval, ipMatch, arity... anything is a failure
