@@ -80,6 +80,31 @@ def test_path_bool_is_not_an_int() -> None:
     assert [(i.param, i.source) for i in issues] == [("sid", "path")]
 
 
+def test_unannotated_path_value_keeps_what_flask_made() -> None:
+    def view(sid, q="") -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    values, issues = _bind(view, "/?q=5", view_args={"sid": 12})
+    assert issues == []
+    assert values == {"sid": 12, "q": "5"}
+    assert type(values["sid"]) is int
+
+
+def test_path_value_through_a_real_flask_rule() -> None:
+    app = flask.Flask(__name__)
+
+    @app.route("/store/<int:sid>/<name>")
+    def show(sid: int, name: str, flag: bool = False) -> str:
+        return ""
+
+    plan = compile_plan(show, "show", path_params=["sid", "name"])
+    with app.test_request_context("/store/42/widget?flag=true"):
+        view_args = flask.request.view_args or {}
+        assert view_args == {"sid": 42, "name": "widget"}
+        bound = bind(plan, view_args, flask.request)
+    assert bound == ({"sid": 42, "name": "widget", "flag": True}, [])
+
+
 def test_var_keyword_receives_extra_path_values() -> None:
     def view(sid: int, **rest: Any) -> None:
         pass

@@ -84,6 +84,8 @@ def test_scalars_and_unannotated_default_to_str() -> None:
         assert spec.converter is SCALARS[spec.converter.type]
         assert spec.default is MISSING
         assert spec.nullable is False
+    # only the unannotated one is marked so: its path values keep Flask's conversion
+    assert {s.name for s in plan.params if not s.annotated} == {"name"}
 
 
 def test_optional_forms_are_nullable() -> None:
@@ -165,7 +167,7 @@ def test_no_parameters() -> None:
 
 
 def test_none_default_without_optional_annotation_is_refused() -> None:
-    def view(sid: int = None) -> None:  # type: ignore[assignment]
+    def view(sid: int = None) -> None:  # type: ignore[assignment]  # noqa: RUF013
         pass
 
     message = _config_error(view, "store.show")

@@ -8,6 +8,7 @@ not use the route learns nothing about its parameters.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import logging
 from dataclasses import dataclass
@@ -62,7 +63,12 @@ def compile_route(
             f"endpoint {endpoint!r}: authorization names parameter {param!r}, "
             "which is not a parameter of its view"
         )
-    return GuardedRoute(endpoint, declaration, plan, view, inspect.iscoroutinefunction(view))
+    is_async = inspect.iscoroutinefunction(view)
+    if is_async and importlib.util.find_spec("asgiref") is None:
+        raise ConfigurationError(
+            f"endpoint {endpoint!r} is an async view: install flask-casbin-guard[async]"
+        )
+    return GuardedRoute(endpoint, declaration, plan, view, is_async)
 
 
 def guard_view(

@@ -110,6 +110,10 @@ class PolicyEngine:
         #: whether decisions may be cached: not with custom or clock-dependent functions
         self.cacheable = not functions and not any(f in matcher for f in _IMPURE_FUNCTIONS)
         self._cached_explain = functools.lru_cache(maxsize=DECISION_CACHE_SIZE)(self._explain)
+        # pycasbin parses the matcher with ast.parse on every evaluation, and CPython 3.11's
+        # parser state is not safe across threads (spurious SystemError); its role manager
+        # also mutates on lookup. One evaluation at a time per engine.
+        self._lock = threading.Lock()
 
     def enforce(self, *rvals: Any) -> bool:
         """pycasbin's answer for the request values, in ``request_definition`` order.
@@ -127,7 +131,8 @@ class PolicyEngine:
 
     def _explain(self, *rvals: Any) -> tuple[bool, tuple[str, ...]]:
         try:
-            allowed, rule = self._enforcer.enforce_ex(*rvals)
+            with self._lock:
+                allowed, rule = self._enforcer.enforce_ex(*rvals)
         except Exception as error:  # simpleeval, ipMatch, arity... anything is a failure
             raise PolicyError(
                 f"policy evaluation failed: {type(error).__name__}", original_error=error
@@ -136,11 +141,12 @@ class PolicyEngine:
 
     def has_role(self, user: str, role: str) -> bool:
         """Whether ``user`` holds ``role`` through ``g`` links, transitively."""
-        if not self.has_roles or user not in self._members:
+        if not self.has_roles or user not in self._members or role not in self.roles:
             # Asking pycasbin about an unknown name would create a role entry for it: memory
-            # would grow with every unknown login.
+            # would grow with every unknown login or role.
             return False
-        return bool(self._enforcer.get_role_manager().has_link(user, role))
+        with self._lock:
+            return bool(self._enforcer.get_role_manager().has_link(user, role))
 
     def policy(self, ptype: str | None = None) -> list[PolicyRow]:
         return [row for row in self.rows if ptype is None or row.ptype == ptype]

@@ -45,7 +45,10 @@ def _float_text(raw: str) -> float:
 def _float_json(raw: Any) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise ValueError(raw)
-    return _finite(float(raw))
+    try:
+        return _finite(float(raw))
+    except OverflowError:  # JSON integers have no size limit; floats do
+        raise ValueError(raw) from None
 
 
 def _finite(value: float) -> float:

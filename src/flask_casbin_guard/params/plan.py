@@ -87,14 +87,18 @@ def check_path_params(plan: BindingPlan, endpoint: str, path_params: Collection[
         )
 
 
+def _unannotated(hint: Any) -> Any:
+    """``Annotated[T, ...]`` -> ``T``; anything else unchanged."""
+    return typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+
+
 def _spec(endpoint: str, param: inspect.Parameter, hint: Any) -> ParamSpec:
     annotated = hint is not None
     hint = str if hint is None else hint
     nullable = False
-    if typing.get_origin(hint) is typing.Annotated:
-        hint = typing.get_args(hint)[0]
+    hint = _unannotated(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        members = [_unannotated(a) for a in typing.get_args(hint) if a is not type(None)]
         nullable = len(members) < len(typing.get_args(hint))
         if len(members) != 1:
             raise ConfigurationError(

@@ -40,7 +40,8 @@ def read_policy_file(path: str | Path, arities: Mapping[str, int]) -> list[Polic
         raise PolicyError(
             f"cannot read policy file {str(path)!r}: {error}", original_error=error
         ) from None
-    return parse_policy(text.splitlines(), arities, str(path))
+    # "\n" only, as Casbin's file adapter: str.splitlines() would also break on \x0c, \u2028...
+    return parse_policy(text.split("\n"), arities, str(path))
 
 
 def parse_policy(lines: Iterable[str], arities: Mapping[str, int], source: str) -> list[PolicyRow]:
