@@ -13,6 +13,15 @@ from helpers import JWT_SECRET
 
 POLICIES = Path(__file__).parent / "policies"
 
+#: Casbin's own example models and policies, in shared/ beside the repository (tests that read
+#: them skip when it is absent); GUARD_CASBIN_EXAMPLES points elsewhere.
+CASBIN_EXAMPLES = Path(
+    os.environ.get(
+        "GUARD_CASBIN_EXAMPLES",
+        Path(__file__).resolve().parents[2] / "shared" / "casbin-examples",
+    )
+)
+
 #: demo logins and passwords used across the tests
 PASSWORDS = {
     "alice": "alice-password",

@@ -11,6 +11,7 @@ from casbin.persist.adapter import _extract_tokens
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import CASBIN_EXAMPLES
 from flask_casbin_guard.errors import PolicyError
 from flask_casbin_guard.store.csv import (
     MAX_VALUE_LENGTH,
@@ -22,7 +23,7 @@ from flask_casbin_guard.store.csv import (
 )
 
 ARITIES = {"p": 3, "g": 2}
-EXAMPLES = Path("/work/shared/casbin-examples")
+EXAMPLES = CASBIN_EXAMPLES
 WriteFile = Callable[[str, str], str]
 
 

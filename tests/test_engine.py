@@ -8,12 +8,12 @@ import logging
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import casbin
 import pytest
 
+from conftest import CASBIN_EXAMPLES
 from flask_casbin_guard.authz.engine import (
     MAX_ROLE_DEPTH,
     EngineHolder,
@@ -24,7 +24,7 @@ from flask_casbin_guard.authz.engine import (
 from flask_casbin_guard.errors import PolicyError
 from flask_casbin_guard.store.csv import PolicyRow, read_policy_file
 
-EXAMPLES = Path("/work/shared/casbin-examples")
+EXAMPLES = CASBIN_EXAMPLES
 CASBIN_LOGGERS = ("casbin", "casbin.enforcer", "casbin.policy", "casbin.role")
 
 needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"{EXAMPLES} is absent")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, request
 
 from .authz.declarations import Declaration, ObjectPermission, parse_declaration
+from .authz.engine import PolicyEngine
 from .errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 STATE_KEY = "casbin_guard.state"
 _IDENTITY = "_casbin_guard_identity"
 _UNSET = object()
-
-audit = logging.getLogger("flask_casbin_guard.audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +91,7 @@ def route_of(view: Any) -> GuardedRoute | None:
 def recheck_rule(view: ViewFunc, endpoint: str, rule_params: list[str]) -> None:
     route = route_of(view)
     if route is not None:
-        check_path_params(route.plan, route.endpoint or endpoint, rule_params)
+        check_path_params(route.plan, route.endpoint, rule_params)
 
 
 def current_state() -> AppState:
@@ -121,14 +119,16 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     declaration = route.declaration
     if declaration.close:
         raise AccessDenied(f"{route.endpoint}: closed route")
-    login = None
+    login = ""
+    # One engine for the whole request, even if a reload swaps another in meanwhile.
+    engine = state.holder.engine
     if declaration.needs_user:
         identity = current_identity(state)
         if identity is None:
             raise AuthenticationRequired(f"{route.endpoint}: no credentials")
         login = identity.login
         if declaration.uses_policy:
-            _check_route_level(state, route, login)
+            _check_route_level(engine, route, login)
     if route.plan.params:
         values, issues = bind(route.plan, view_args, request)
         if issues:
@@ -138,13 +138,12 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     if not view_args.keys() <= route.plan.names and not route.plan.var_keyword:
         check_path_params(route.plan, route.endpoint, list(view_args))
     for permission in declaration.objects:
-        _check_object(state, route, login, permission, values[permission.param])
+        _check_object(state, engine, route, login, permission, values[permission.param])
     view = current_app.ensure_sync(route.view) if route.is_async else route.view
     return view(**values)
 
 
-def _check_route_level(state: AppState, route: GuardedRoute, login: str) -> None:
-    engine = state.holder.engine
+def _check_route_level(engine: PolicyEngine, route: GuardedRoute, login: str) -> None:
     declaration = route.declaration
     if login in engine.roles or login in declaration.roles:
         # Casbin cannot tell user "admin" from role "admin": such a login gets no rights at all.
@@ -159,11 +158,16 @@ def _check_route_level(state: AppState, route: GuardedRoute, login: str) -> None
     if declaration.route:
         rule = request.url_rule.rule if request.url_rule else request.path
         method = "GET" if request.method == "HEAD" else request.method
-        _decide(state, route, login, rule, method)
+        _decide(engine, route, login, rule, method)
 
 
 def _check_object(
-    state: AppState, route: GuardedRoute, login: Any, permission: ObjectPermission, value: Any
+    state: AppState,
+    engine: PolicyEngine,
+    route: GuardedRoute,
+    login: str,
+    permission: ObjectPermission,
+    value: Any,
 ) -> None:
     loader = state.guard.object_loaders.get(permission.type)
     if loader is not None:
@@ -175,11 +179,10 @@ def _check_object(
         if not text.isprintable():
             raise AccessDenied(f"{route.endpoint}: unprintable object value")
         target = f"{permission.type}:{text}"
-    _decide(state, route, login, target, permission.action)
+    _decide(engine, route, login, target, permission.action)
 
 
-def _decide(state: AppState, route: GuardedRoute, login: str, obj: Any, act: str) -> None:
-    engine = state.holder.engine
+def _decide(engine: PolicyEngine, route: GuardedRoute, login: str, obj: Any, act: str) -> None:
     if len(engine.request_tokens) != 3:
         raise ConfigurationError(
             f"endpoint {route.endpoint!r}: route and object permissions need a model whose "
@@ -188,8 +191,8 @@ def _decide(state: AppState, route: GuardedRoute, login: str, obj: Any, act: str
     try:
         allowed, rule = engine.explain(login, obj, act)
     except PolicyError as error:
-        audit.error("policy evaluation failed on %s: %s", route.endpoint, error)
-        raise PolicyUnavailable(str(error)) from None
+        # Logged once, by the error renderer; the message names the failure, not the policy.
+        raise PolicyUnavailable(f"{route.endpoint}: {error}") from None
     if not allowed:
         because = f" (rule: {', '.join(rule)})" if rule else ""
         raise AccessDenied(f"{route.endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
