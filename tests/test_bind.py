@@ -111,7 +111,8 @@ def test_var_keyword_receives_extra_path_values() -> None:
 
     values, issues = _bind(view, "/?q=1", view_args={"sid": "5", "slug": "hello", "n": 3})
     assert issues == []
-    assert values == {"sid": 5, "slug": "hello", "n": 3}
+    # **kwargs takes the remaining values: extra path variables and unconsumed query keys.
+    assert values == {"sid": 5, "slug": "hello", "n": 3, "q": "1"}
 
 
 def test_extra_path_values_are_dropped_without_var_keyword() -> None:
@@ -327,7 +328,7 @@ def test_json_null_for_optional() -> None:
 def test_json_null_for_non_optional_is_an_issue() -> None:
     values, issues = _bind(_int_view, method="POST", json={"sid": None})
     assert values == {}
-    assert issues == [ParamIssue("sid", "json", "an integer", "None")]
+    assert issues == [ParamIssue("sid", "json", "an integer", "null")]
 
 
 def test_json_missing_field_falls_back_to_query_then_default() -> None:
@@ -350,7 +351,7 @@ def test_malformed_json_body_is_one_body_issue() -> None:
         pass
 
     values, issues = _bind(view, method="POST", data='{"a": 1,', content_type="application/json")
-    assert issues == [ParamIssue("body", "json", "a JSON object", None)]
+    assert issues == [ParamIssue("body", "json", "a valid JSON document", None)]
     assert values == {"a": 1, "b": "x", "c": False}
 
 

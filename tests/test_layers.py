@@ -24,6 +24,7 @@ LAYERS = {
     "pipeline": 4,
     "render": 4,
     "cli": 5,
+    "state": 5,
     "extension": 6,
     "app": 7,
     "__init__": 8,

@@ -26,6 +26,15 @@ from .errors import PolicyUnavailable as PolicyUnavailable
 from .extension import CasbinGuard as CasbinGuard
 from .extension import current_user as current_user
 from .identity import Identity as Identity
+from .params.markers import Body as Body
+from .params.markers import Cookie as Cookie
+from .params.markers import CurrentUser as CurrentUser
+from .params.markers import File as File
+from .params.markers import Form as Form
+from .params.markers import Header as Header
+from .params.markers import Json as Json
+from .params.markers import Path as Path
+from .params.markers import Query as Query
 
 try:
     __version__ = version("flask-casbin-guard")

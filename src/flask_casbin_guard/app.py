@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import flask
-from werkzeug.routing import Map, Rule
+from flask.sansio.blueprints import BlueprintSetupState
 
 from .errors import ConfigurationError
-from .extension import CasbinGuard
+from .extension import EXTENSION_KEY, CasbinGuard
 from .pipeline import guard_view, recheck_rule, route_of
 from .types import ViewFunc
 
@@ -23,6 +23,7 @@ class Flask(flask.Flask):
 
     Every route must declare ``authorize=`` unless ``GUARD_DEFAULT_AUTHORIZE`` is set; the
     ``GUARD_*`` configuration is read lazily, at the first request or first call needing it.
+    Routes also take ``strict=True`` to refuse query, form or JSON keys the view does not take.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -31,7 +32,7 @@ class Flask(flask.Flask):
 
     @property
     def guard(self) -> CasbinGuard:
-        guard: CasbinGuard = self.extensions["casbin_guard"]
+        guard: CasbinGuard = self.extensions[EXTENSION_KEY]
         return guard
 
     def add_url_rule(
@@ -42,21 +43,23 @@ class Flask(flask.Flask):
         provide_automatic_options: bool | None = None,
         *,
         authorize: Any = _MISSING,
+        strict: bool = False,
         **options: Any,
     ) -> None:
         if view_func is not None:
             endpoint = endpoint or view_func.__name__
-            view_func = self._guarded(rule, endpoint, view_func, authorize)
+            view_func = self._guarded(rule, endpoint, view_func, authorize, strict)
         elif authorize is not _MISSING:
             raise ConfigurationError(f"endpoint {endpoint!r}: authorize= needs a view function")
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
 
-    def _guarded(self, rule: str, endpoint: str, view: ViewFunc, authorize: Any) -> ViewFunc:
-        params = _rule_params(rule)
+    def _guarded(
+        self, rule: str, endpoint: str, view: ViewFunc, authorize: Any, strict: bool
+    ) -> ViewFunc:
         if route_of(view) is not None:
             if authorize is not _MISSING:
                 raise ConfigurationError(f"endpoint {endpoint!r}: authorization declared twice")
-            recheck_rule(view, endpoint, params)
+            recheck_rule(view, rule)
             return view
         if authorize is _MISSING:
             if endpoint == "static" or endpoint.endswith(".static"):
@@ -67,11 +70,15 @@ class Flask(flask.Flask):
                     f"endpoint {endpoint!r} ({rule}) has no authorize= declaration "
                     "and GUARD_DEFAULT_AUTHORIZE is not set"
                 )
-        return guard_view(view, authorize, endpoint, params)
+        return guard_view(view, authorize, endpoint, rule=rule, resolver=self.guard, strict=strict)
 
 
 class Blueprint(flask.Blueprint):
-    """A Blueprint whose routes take ``authorize=``; works in both attach styles."""
+    """A Blueprint whose routes take ``authorize=`` (and ``strict=``); works in both styles.
+
+    Its views are compiled when the blueprint is registered on an app, so the full rule (with
+    the ``url_prefix``) and the app's guard (its converters and providers) are both known.
+    """
 
     def add_url_rule(
         self,
@@ -81,18 +88,40 @@ class Blueprint(flask.Blueprint):
         provide_automatic_options: bool | None = None,
         *,
         authorize: Any = _MISSING,
+        strict: bool = False,
         **options: Any,
     ) -> None:
-        if authorize is not _MISSING:
-            if view_func is None:
-                raise ConfigurationError(f"endpoint {endpoint!r}: authorize= needs a view function")
-            endpoint = endpoint or view_func.__name__
-            view_func = guard_view(view_func, authorize, f"{self.name}.{endpoint}")
-        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        if authorize is _MISSING:
+            super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+            return
+        if view_func is None:
+            raise ConfigurationError(f"endpoint {endpoint!r}: authorize= needs a view function")
+        name = endpoint or view_func.__name__
+        if "." in name:
+            raise ValueError("'endpoint' may not contain a dot '.' character.")
+        view = view_func
+
+        def register(state: BlueprintSetupState) -> None:
+            guard = state.app.extensions.get(EXTENSION_KEY)
+            if not isinstance(guard, CasbinGuard):
+                raise ConfigurationError(
+                    f"blueprint {self.name!r} declares authorize= but app "
+                    f"{state.app.name!r} has no CasbinGuard"
+                )
+            full_rule = _join(state.url_prefix, rule)
+            endpoint_name = f"{state.name_prefix}.{state.name}.{name}".lstrip(".")
+            guarded = guard_view(
+                view, authorize, endpoint_name, rule=full_rule, resolver=guard, strict=strict
+            )
+            if provide_automatic_options is not None:
+                options["provide_automatic_options"] = provide_automatic_options
+            state.add_url_rule(rule, name, guarded, **options)
+
+        self.record(register)
 
 
-def _rule_params(rule: str) -> list[str]:
-    """The variable names of a URL rule (``/store/<int:sid>`` -> ``["sid"]``)."""
-    parsed = Rule(rule)
-    Map([parsed])  # binding a rule to a map is what parses its variables
-    return sorted(parsed.arguments)
+def _join(prefix: str | None, rule: str) -> str:
+    """The rule as Flask will register it (``BlueprintSetupState.add_url_rule``)."""
+    if not prefix:
+        return rule
+    return "/".join((prefix.rstrip("/"), rule.lstrip("/"))) if rule else prefix

@@ -15,7 +15,7 @@ from .errors import GuardError
 from .pipeline import STATE_KEY, route_of
 
 if TYPE_CHECKING:
-    from .extension import AppState
+    from .state import AppState
 
 guard_cli = AppGroup("guard", help="Inspect and manage the Casbin guard.")
 policy_cli = AppGroup("policy", help="Read and validate the policy.")

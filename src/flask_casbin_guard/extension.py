@@ -1,31 +1,24 @@
-"""``CasbinGuard``: the Flask extension, per-app state and error rendering."""
+"""``CasbinGuard``: the Flask extension: hooks, runtime API and error rendering."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, has_app_context, has_request_context, request
 from werkzeug.local import LocalProxy
-from werkzeug.wrappers import Request
 
 from .authn.base import Scheme
-from .authn.basic import BasicScheme
-from .authn.bearer import BearerScheme
-from .authn.chain import AuthChain
 from .authn.passwords import PasswordHasher
-from .authz.engine import EngineHolder
-from .config import GuardSettings
 from .errors import AccessDenied, ConfigurationError, GuardError, GuardHTTPError
-from .identity import Identity
-from .loading import check_unsupported, load_engine
+from .params.converters import Converter, text_converter
+from .params.plan import Provider
 from .pipeline import (
     STATE_KEY,
-    GuardedRoute,
+    builtin_providers,
     compile_route,
     current_identity,
     guard_view,
@@ -33,118 +26,14 @@ from .pipeline import (
     run,
 )
 from .render import Renderer, render_html, render_json
+from .state import AppState
 from .types import ObjectLoader, PasswordGetter
 
 EXTENSION_KEY = "casbin_guard"
-#: schemes named in API.md that later versions provide; refused clearly until then
-PLANNED_SCHEMES = frozenset({"session", "apikey", "param", "remote_user", "fake"})
 
 log = logging.getLogger("flask_casbin_guard")
 audit = logging.getLogger("flask_casbin_guard.audit")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class AppState:
-    """What one guard knows about one app: settings, policy engine, authentication chain."""
-
-    def __init__(self, guard: CasbinGuard, app: Flask) -> None:
-        self.guard = guard
-        self.config = app.config
-        self.root_path = app.root_path
-        self.app_name = app.name
-        self._settings: GuardSettings | None = None
-        self._holder: EngineHolder | None = None
-        self._chain: AuthChain | None = None
-        self._bearer: BearerScheme | None = None
-        self._ready = False
-        self._lock = threading.RLock()
-        #: compiled default declarations of endpoints registered without one
-        self.defaults: dict[str, GuardedRoute] = {}
-
-    # -- set-up ---------------------------------------------------------------------------
-    def prepare(self) -> None:
-        """Read ``GUARD_*`` and load the policy (once; raises on any configuration error)."""
-        with self._lock:
-            if self._settings is not None:
-                return
-            settings = GuardSettings.from_mapping(self.config, self.guard.options)
-            check_unsupported(settings)
-            holder = EngineHolder(load_engine(settings, self.root_path, self.guard.functions))
-            realm = settings.realm or self.app_name
-            bearer = None
-            if "bearer" in settings.auth or settings.jwt_secret or settings.jwt_public_key:
-                bearer = BearerScheme(settings, realm)
-            schemes = [self._scheme(name, settings, realm, bearer) for name in settings.auth]
-            self._chain = AuthChain(schemes)
-            self._bearer, self._holder, self._settings = bearer, holder, settings
-
-    def ensure_ready(self) -> None:
-        """:meth:`prepare`, plus the checks that must wait for decorators registered later."""
-        if self._ready:
-            return
-        with self._lock:
-            self.prepare()
-            if "basic" in self.settings.auth and self.password_getter is None:
-                raise ConfigurationError(
-                    "GUARD_AUTH enables 'basic' but no password getter is set: "
-                    "use GUARD_GET_USER_PASS or @guard.password_getter"
-                )
-            self._ready = True
-
-    def _scheme(
-        self, name: str, settings: GuardSettings, realm: str, bearer: BearerScheme | None
-    ) -> Scheme:
-        if name == "basic":
-            return BasicScheme(self._get_user_pass, self.guard.hasher, realm)
-        if name == "bearer" and bearer is not None:
-            return bearer
-        if name in self.guard.schemes:
-            return self.guard.schemes[name]
-        if name in PLANNED_SCHEMES:
-            raise ConfigurationError(f"GUARD_AUTH: scheme {name!r} is not available yet")
-        raise ConfigurationError(f"GUARD_AUTH: unknown authentication scheme {name!r}")
-
-    # -- accessors ------------------------------------------------------------------------
-    @property
-    def settings(self) -> GuardSettings:
-        self.prepare()
-        assert self._settings is not None  # noqa: S101 - set by prepare(), for mypy only
-        return self._settings
-
-    @property
-    def holder(self) -> EngineHolder:
-        self.prepare()
-        assert self._holder is not None  # noqa: S101 - set by prepare(), for mypy only
-        return self._holder
-
-    @property
-    def bearer(self) -> BearerScheme:
-        self.prepare()
-        if self._bearer is None:
-            raise ConfigurationError("tokens need GUARD_JWT_SECRET (and 'bearer' in GUARD_AUTH)")
-        return self._bearer
-
-    @property
-    def challenges(self) -> tuple[str, ...]:
-        return self._chain.challenges if self._chain is not None else ()
-
-    @property
-    def password_getter(self) -> PasswordGetter | None:
-        return self.settings.get_user_pass or self.guard.password_getter_func
-
-    def _get_user_pass(self, login: str) -> str | None:
-        getter = self.password_getter
-        return getter(login) if getter is not None else None
-
-    def authenticate(self, req: Request) -> Identity | None:
-        self.ensure_ready()
-        assert self._chain is not None  # noqa: S101 - set by prepare(), for mypy only
-        return self._chain.authenticate(req)
-
-    def reload_policy(self) -> None:
-        """Re-read model and policy, then swap; on any error the current policy stays."""
-        engine = load_engine(self.settings, self.root_path, self.guard.functions)
-        self.holder.swap(engine)
 
 
 class CasbinGuard:
@@ -162,6 +51,11 @@ class CasbinGuard:
         self.schemes: dict[str, Scheme] = {}
         self.functions: dict[str, Callable[..., Any]] = {}
         self.renderers: dict[str, Renderer] = {"json": render_json, "html": render_html}
+        #: converters registered with :meth:`converter`, by type
+        self.converters: dict[Any, Converter] = {}
+        #: values registered with :meth:`provider`, by type
+        self.user_providers: dict[Any, Provider] = {}
+        self._builtins = builtin_providers(self)
         self._states: weakref.WeakValueDictionary[int, AppState] = weakref.WeakValueDictionary()
         if app is not None:
             self.init_app(app)
@@ -187,13 +81,52 @@ class CasbinGuard:
         return state
 
     # -- declarations and hooks -----------------------------------------------------------
-    def authorize(self, spec: Any) -> Callable[[F], F]:
-        """Decorator declaring what a view requires (place it below ``@app.route``)."""
+    def authorize(self, spec: Any, *, strict: bool = False) -> Callable[[F], F]:
+        """Decorator declaring what a view requires (place it below ``@app.route``).
+
+        :param strict: answer 400 for query, form or JSON keys the view does not take.
+        """
 
         def decorator(view: F) -> F:
-            return guard_view(view, spec, view.__name__)  # type: ignore[return-value]
+            wrapped = guard_view(view, spec, view.__name__, resolver=self, strict=strict)
+            return wrapped  # type: ignore[return-value]
 
         return decorator
+
+    def converter(
+        self, kind: Any, *, expected: str | None = None
+    ) -> Callable[[Callable[[str], Any]], Callable[[str], Any]]:
+        """Decorator registering ``parse(text) -> value`` for parameters annotated ``kind``.
+
+        ``parse`` raises ``ValueError`` for bad input; JSON strings go through it too. Register
+        converters before the routes that use them.
+        """
+
+        def decorator(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+            words = expected or f"a valid {getattr(kind, '__name__', kind)}"
+            self.converters[kind] = text_converter(kind, words, parse)
+            return parse
+
+        return decorator
+
+    def provider(self, kind: Any) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+        """Decorator registering ``factory()`` whose result is injected into views by type."""
+
+        def decorator(factory: Callable[[], Any]) -> Callable[[], Any]:
+            self.user_providers[kind] = Provider(factory)
+            return factory
+
+        return decorator
+
+    def provider_for(self, hint: Any) -> Provider | None:
+        """The injected value for annotation ``hint``, if any (the compiler asks)."""
+        found = self.user_providers.get(hint) or self._builtins.get(hint)
+        if found is None and isinstance(hint, type):
+            # Subclasses too: an app's own Request class still receives the request.
+            for kind, provider in self._builtins.items():
+                if isinstance(kind, type) and issubclass(hint, kind):
+                    return provider
+        return found
 
     def password_getter(self, func: PasswordGetter) -> PasswordGetter:
         """Decorator registering ``login -> password hash or None``."""
@@ -317,7 +250,10 @@ def _refuse_uncovered() -> Any:
         return None  # Flask answers with the Allow header alone; the view never runs
     route = state.defaults.get(endpoint)
     if route is None:
-        route = compile_route(view, settings.default_authorize, endpoint)
+        rule = request.url_rule.rule if request.url_rule else None
+        route = compile_route(
+            view, settings.default_authorize, endpoint, rule=rule, resolver=state.guard
+        )
         state.defaults[endpoint] = route
     result = run(route, dict(request.view_args or {}))
     if result is None:

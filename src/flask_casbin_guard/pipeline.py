@@ -11,9 +11,11 @@ import functools
 import importlib.util
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from flask import current_app, g, request
+from flask import Request, current_app, g, request, session
+from flask.sessions import SessionMixin
+from werkzeug.routing import Map, Rule
 
 from .authz.declarations import Declaration, ObjectPermission, parse_declaration
 from .authz.engine import PolicyEngine
@@ -28,11 +30,12 @@ from .errors import (
 )
 from .identity import Identity
 from .params.bind import bind
-from .params.plan import BindingPlan, check_path_params, compile_plan
+from .params.markers import CurrentUser
+from .params.plan import BindingPlan, Provider, Resolver, check_path_params, compile_plan
 from .types import ViewFunc
 
 if TYPE_CHECKING:
-    from .extension import AppState
+    from .state import AppState
 
 STATE_KEY = "casbin_guard.state"
 _IDENTITY = "_casbin_guard_identity"
@@ -50,17 +53,47 @@ class GuardedRoute:
     is_async: bool
 
 
+def rule_variables(rule: str) -> dict[str, str]:
+    """A URL rule's variables and their converters (``{"sid": "IntegerConverter"}``)."""
+    parsed = Rule(rule)
+    Map([parsed])  # binding a rule to a map is what parses its variables
+    converters = parsed._converters
+    return {name: type(converter).__name__ for name, converter in converters.items()}
+
+
 def compile_route(
-    view: ViewFunc, spec: Any, endpoint: str, rule_params: list[str] | None = None
+    view: ViewFunc,
+    spec: Any,
+    endpoint: str,
+    *,
+    rule: str | None = None,
+    resolver: Resolver | None = None,
+    strict: bool = False,
 ) -> GuardedRoute:
     """Check ``spec`` against ``view``'s signature (and the rule, when known)."""
     declaration = parse_declaration(spec, endpoint)
-    plan = compile_plan(view, endpoint, rule_params)
-    for param in sorted(declaration.params - plan.names):
+    variables = rule_variables(rule) if rule is not None else None
+    plan = compile_plan(
+        view,
+        endpoint,
+        list(variables) if variables is not None else None,
+        resolver=resolver,
+        strict=strict,
+        rule_converters=variables,
+    )
+    bound = {s.name for s in plan.params if s.provider is None}
+    for param in sorted(declaration.params - bound):
         raise ConfigurationError(
             f"endpoint {endpoint!r}: authorization names parameter {param!r}, "
-            "which is not a parameter of its view"
+            "which is not a request parameter of its view"
         )
+    for param_spec in plan.params:
+        provider = param_spec.provider
+        if declaration.open and provider and provider.needs_user and not param_spec.nullable:
+            raise ConfigurationError(
+                f"endpoint {endpoint!r} is OPEN, so parameter {param_spec.name!r} may be "
+                "None: annotate it '... | None'"
+            )
     is_async = inspect.iscoroutinefunction(view)
     if is_async and importlib.util.find_spec("asgiref") is None:
         raise ConfigurationError(
@@ -70,10 +103,16 @@ def compile_route(
 
 
 def guard_view(
-    view: ViewFunc, spec: Any, endpoint: str, rule_params: list[str] | None = None
+    view: ViewFunc,
+    spec: Any,
+    endpoint: str,
+    *,
+    rule: str | None = None,
+    resolver: Resolver | None = None,
+    strict: bool = False,
 ) -> ViewFunc:
     """Wrap ``view`` so every call goes through the guard."""
-    route = compile_route(view, spec, endpoint, rule_params)
+    route = compile_route(view, spec, endpoint, rule=rule, resolver=resolver, strict=strict)
 
     def guarded(**view_args: Any) -> Any:
         return run(route, view_args)
@@ -88,10 +127,11 @@ def route_of(view: Any) -> GuardedRoute | None:
     return getattr(view, "__guard_route__", None)
 
 
-def recheck_rule(view: ViewFunc, endpoint: str, rule_params: list[str]) -> None:
+def recheck_rule(view: ViewFunc, rule: str) -> None:
+    """A view guarded before its final rule was known (blueprint prefixes) meets it now."""
     route = route_of(view)
     if route is not None:
-        check_path_params(route.plan, route.endpoint, rule_params)
+        check_path_params(route.plan, route.endpoint, list(rule_variables(rule)))
 
 
 def current_state() -> AppState:
@@ -196,3 +236,23 @@ def _decide(engine: PolicyEngine, route: GuardedRoute, login: str, obj: Any, act
     if not allowed:
         because = f" (rule: {', '.join(rule)})" if rule else ""
         raise AccessDenied(f"{route.endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
+
+
+def builtin_providers(guard: Any) -> dict[Any, Provider]:
+    """Values injected by type into any guarded view: who calls, the request, session, guard."""
+
+    def identity() -> Identity | None:
+        return current_identity()
+
+    def login() -> str | None:
+        found = current_identity()
+        return found.login if found is not None else None
+
+    return {
+        Identity: Provider(identity, needs_user=True),
+        CurrentUser: Provider(login, needs_user=True),
+        # The objects behind Flask's proxies, so views may keep them past the request.
+        Request: Provider(lambda: cast(Any, request)._get_current_object()),
+        SessionMixin: Provider(lambda: cast(Any, session)._get_current_object()),
+        type(guard): Provider(lambda: guard),
+    }

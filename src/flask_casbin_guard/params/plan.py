@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import inspect
-import types
 import typing
-from collections.abc import Callable, Collection
+import uuid
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from werkzeug.datastructures import FileStorage
 
 from ..errors import ConfigurationError
-from .converters import SCALARS, Converter
+from .composite import Unsupported, build_converter, split_optional, unwrap
+from .converters import SCALARS, STANDARD, Converter
+from .markers import Marker
 
 
 class _Missing:
@@ -21,10 +25,34 @@ class _Missing:
 #: marks a parameter without a default (required)
 MISSING: Any = _Missing()
 
+#: werkzeug converter -> the annotation its values need (others accept any text converter)
+_RULE_TYPES = {"IntegerConverter": int, "FloatConverter": float, "UUIDConverter": uuid.UUID}
+_FILE = Converter(FileStorage, "an uploaded file", lambda raw: raw, lambda raw: raw)
+
+
+class Resolver(Protocol):
+    """What the guard lends the compiler: custom converters and injected values."""
+
+    @property
+    def converters(self) -> Mapping[Any, Converter]:
+        """Converters registered by type, consulted at every level (``list[Money]``)."""
+        ...
+
+    def provider_for(self, hint: Any) -> Provider | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """An injected value: ``factory()`` is called per request (inside its context)."""
+
+    factory: Callable[[], Any]
+    #: the value is the authenticated user, so an OPEN route cannot require it
+    needs_user: bool = False
+
 
 @dataclass(frozen=True, slots=True)
 class ParamSpec:
-    """One view parameter: how to find and convert it."""
+    """One view parameter: where to find it and how to convert it."""
 
     name: str
     converter: Converter
@@ -33,6 +61,11 @@ class ParamSpec:
     nullable: bool = False
     #: the view annotated it; unannotated path values keep what Flask's converter made
     annotated: bool = True
+    #: ``auto`` (path if in the rule, else JSON field, form, query), or a marker's source
+    source: str = "auto"
+    #: its name in the request (alias; ``class_`` is read as ``class``)
+    key: str = ""
+    provider: Provider | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +74,29 @@ class BindingPlan:
 
     params: tuple[ParamSpec, ...]
     names: frozenset[str]
-    #: the view takes ``**kwargs``: extra path values are passed through
+    #: the view takes ``**kwargs``: remaining values are passed through
     var_keyword: bool
+    #: unexpected query/form/JSON keys are errors
+    strict: bool = False
+    #: request keys the parameters consume (for strict mode and ``**kwargs``)
+    keys: frozenset[str] = frozenset()
 
 
 def compile_plan(
-    view: Callable[..., Any], endpoint: str, path_params: Collection[str] | None = None
+    view: Callable[..., Any],
+    endpoint: str,
+    path_params: Collection[str] | None = None,
+    *,
+    resolver: Resolver | None = None,
+    strict: bool = False,
+    rule_converters: Mapping[str, str] | None = None,
 ) -> BindingPlan:
     """Read ``view``'s signature and annotations.
 
     :param path_params: the rule's variables when the rule is known, checked against the
         signature so a mismatch fails here rather than on the first request.
+    :param rule_converters: rule variable -> werkzeug converter class name, to refuse
+        ``<int:x>`` with ``x: str``.
     :raises ConfigurationError: naming ``endpoint`` and the parameter at fault.
     """
     signature = inspect.signature(view)
@@ -71,8 +116,15 @@ def compile_plan(
             raise ConfigurationError(
                 f"endpoint {endpoint!r}: parameter {param.name!r} must be passable by keyword"
             )
-        specs.append(_spec(endpoint, param, hints.get(param.name)))
-    plan = BindingPlan(tuple(specs), frozenset(s.name for s in specs), var_keyword)
+        where = f"endpoint {endpoint!r}: parameter {param.name!r}"
+        try:
+            spec = _spec(param, hints.get(param.name), resolver, path_params)
+        except (Unsupported, TypeError, ValueError) as error:
+            raise ConfigurationError(f"{where}: {error}") from None
+        _check_rule_converter(spec, where, (rule_converters or {}).get(param.name))
+        specs.append(spec)
+    keys = frozenset(s.key for s in specs if s.source in ("auto", "query", "form", "json"))
+    plan = BindingPlan(tuple(specs), frozenset(s.name for s in specs), var_keyword, strict, keys)
     if path_params is not None:
         check_path_params(plan, endpoint, path_params)
     return plan
@@ -85,37 +137,108 @@ def check_path_params(plan: BindingPlan, endpoint: str, path_params: Collection[
         raise ConfigurationError(
             f"endpoint {endpoint!r}: path parameter {missing[0]!r} is not a parameter of its view"
         )
-
-
-def _unannotated(hint: Any) -> Any:
-    """``Annotated[T, ...]`` -> ``T``; anything else unchanged."""
-    return typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
-
-
-def _spec(endpoint: str, param: inspect.Parameter, hint: Any) -> ParamSpec:
-    annotated = hint is not None
-    hint = str if hint is None else hint
-    nullable = False
-    hint = _unannotated(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        members = [_unannotated(a) for a in typing.get_args(hint) if a is not type(None)]
-        nullable = len(members) < len(typing.get_args(hint))
-        if len(members) != 1:
+    for spec in plan.params:
+        if spec.source == "path" and spec.name not in path_params:
             raise ConfigurationError(
-                f"endpoint {endpoint!r}: parameter {param.name!r}: unions other than "
-                "'T | None' are not supported"
+                f"endpoint {endpoint!r}: parameter {spec.name!r} is marked Path() "
+                "but is not a variable of the rule"
             )
-        hint = members[0]
-    converter = SCALARS.get(hint) if isinstance(hint, type) else None
-    if converter is None:
-        raise ConfigurationError(
-            f"endpoint {endpoint!r}: parameter {param.name!r}: unsupported type {hint!r} "
-            f"(supported: {', '.join(t.__name__ for t in SCALARS)}, optionally '| None')"
-        )
+
+
+def _spec(
+    param: inspect.Parameter,
+    hint: Any,
+    resolver: Resolver | None,
+    path_params: Collection[str] | None,
+) -> ParamSpec:
     default = MISSING if param.default is param.empty else param.default
-    if default is None and not nullable:
-        raise ConfigurationError(
-            f"endpoint {endpoint!r}: parameter {param.name!r} defaults to None, "
-            f"so annotate it '{hint.__name__} | None'"
+    if hint is None:
+        return ParamSpec(
+            param.name,
+            SCALARS[str],
+            default,
+            False,
+            False,
+            _source(param, None, path_params),
+            _key(param.name, None, None),
         )
-    return ParamSpec(param.name, converter, default, nullable, annotated)
+    base, meta = unwrap(hint)
+    inner, nullable = split_optional(base)
+    inner, _ = unwrap(inner)
+    markers = [m() if isinstance(m, type) and issubclass(m, Marker) else m for m in meta]
+    markers = [m for m in markers if isinstance(m, Marker)]
+    if len(markers) > 1:
+        raise TypeError(f"several source markers {markers}")
+    marker = markers[0] if markers else None
+    provider = resolver.provider_for(inner) if resolver is not None else None
+    if provider is not None:
+        if marker is not None:
+            raise TypeError(f"an injected {getattr(inner, '__name__', inner)} takes no {marker!r}")
+        return ParamSpec(
+            param.name, _FILE, default, nullable, True, "provided", param.name, provider
+        )
+    if _is_file(inner) and (marker is None or marker.source == "file"):
+        converter = _file_converter(inner)
+        source = "file"
+    else:
+        if marker is not None and marker.source == "file":
+            raise TypeError("File() needs a FileStorage or list[FileStorage] annotation")
+        converter = build_converter(hint, resolver.converters if resolver is not None else None)
+        source = _source(param, marker, path_params)
+    if default is None and not nullable:
+        name = getattr(inner, "__name__", repr(inner))
+        raise TypeError(f"defaults to None, so annotate it '{name} | None'")
+    _check_default(default, inner)
+    return ParamSpec(
+        param.name, converter, default, nullable, True, source, _key(param.name, marker, source)
+    )
+
+
+def _source(param: inspect.Parameter, marker: Marker | None, path: Collection[str] | None) -> str:
+    in_rule = path is not None and param.name in path
+    if marker is None:
+        return "path" if in_rule else "auto"
+    if in_rule and marker.source != "path":
+        raise TypeError(f"is a variable of the rule, so it cannot be {marker!r}")
+    return marker.source
+
+
+def _key(name: str, marker: Marker | None, source: str | None) -> str:
+    if marker is not None and marker.alias:
+        return marker.alias
+    # ``class_`` stands for ``class``: a trailing underscore dodges Python keywords.
+    key = name[:-1] if name.endswith("_") and len(name) > 1 else name
+    return key.replace("_", "-") if source == "header" else key
+
+
+def _is_file(hint: Any) -> bool:
+    if typing.get_origin(hint) is list:
+        return typing.get_args(hint) == (FileStorage,)
+    return hint is FileStorage
+
+
+def _file_converter(hint: Any) -> Converter:
+    if typing.get_origin(hint) is list:
+        return Converter(list, "uploaded files", lambda raw: raw, lambda raw: raw, True, list)
+    return _FILE
+
+
+def _check_default(default: Any, hint: Any) -> None:
+    """A default of the wrong type is a bug waiting for the request that omits the value."""
+    if default is MISSING or default is None:
+        return
+    for kind in (*SCALARS, *STANDARD):
+        if hint is kind and not (
+            isinstance(default, kind) and (kind is bool or not isinstance(default, bool))
+        ):
+            raise TypeError(f"default {default!r} is not a {kind.__name__}")
+
+
+def _check_rule_converter(spec: ParamSpec, where: str, converter: str | None) -> None:
+    needed = _RULE_TYPES.get(converter or "")
+    if needed is None or not spec.annotated or spec.converter.type in (needed, Any):
+        return
+    raise ConfigurationError(
+        f"{where}: the rule converts it to {needed.__name__}, "
+        f"but it is annotated {getattr(spec.converter.type, '__name__', spec.converter.type)}"
+    )

@@ -1,0 +1,355 @@
+"""Policy rows in a SQL database (SQLite or PostgreSQL), in sqlalchemy-adapter's schema.
+
+Every write is one transaction that first bumps the table's version row. That UPDATE takes the
+row lock (PostgreSQL) or the write lock (SQLite), so writers from any thread or process run one
+after the other, and the duplicate checks inside a write see every earlier commit. A write that
+turns out to change nothing is rolled back, so the version moves only when the rows do.
+Rows are validated before anything is sent to the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, MetaData, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import PolicyError
+from .csv import PolicyRow, check_row
+from .schema import (
+    MAX_VALUES,
+    VALUE_COLUMNS,
+    as_record,
+    check_arities,
+    check_engine,
+    create_schema,
+    delete_ids,
+    describe_error,
+    find_rows,
+    is_memory_sqlite,
+    mask_url,
+    open_engine,
+    padded,
+    rule_table,
+    select_rows,
+    stored_row,
+    version_table,
+)
+
+T = TypeVar("T")
+
+
+class DatabaseStore:
+    """Policy rows in a ``casbin_rule`` table, shared by threads and processes.
+
+    :param database: a SQLAlchemy URL (``sqlite:///policy.db``, ``postgresql+psycopg://…``) or
+        an :class:`~sqlalchemy.Engine`. An engine passed in is used as configured and is not
+        disposed by :meth:`close`.
+    :param arities: number of values each ptype takes (``{"p": 3, "g": 2}``); every row written
+        is checked against it.
+    :param table_name: the rule table; sqlalchemy-adapter's ``table_name``.
+    :param create: create the rule table, its index and the version table when missing.
+    :raises ConfigurationError: bad URL, missing driver, unusable engine or model.
+    :raises PolicyError: the database cannot be reached or the schema created.
+    """
+
+    def __init__(
+        self,
+        database: str | Engine,
+        arities: Mapping[str, int],
+        *,
+        table_name: str = "casbin_rule",
+        create: bool = True,
+    ) -> None:
+        check_arities(arities)
+        self.arities: dict[str, int] = dict(arities)
+        if isinstance(database, str):
+            self.engine, memory = open_engine(database)
+            self._owns_engine = True
+        else:
+            check_engine(database)
+            self.engine, memory = database, is_memory_sqlite(database.url)
+            self._owns_engine = False
+        #: the database URL with its password masked, safe for logs and messages
+        self.url = mask_url(self.engine.url)
+        # In-memory SQLite is one connection shared by all threads: two transactions on it
+        # would interleave, so operations take turns. Elsewhere each one has its connection.
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if memory else contextlib.nullcontext()
+        )
+        metadata = MetaData()
+        self._rules = rule_table(metadata, table_name)
+        self._versions = version_table(metadata)
+        if create:
+            try:
+                with self._lock:
+                    create_schema(self.engine, self._rules, self._versions)
+            except SQLAlchemyError as error:
+                message = self._failed("create the schema", error)
+                raise PolicyError(message, original_error=error) from None
+
+    def __repr__(self) -> str:
+        return f"<DatabaseStore {self.url} table={self._rules.name!r}>"
+
+    def close(self) -> None:
+        """Close the pooled connections of an engine this store created."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def version(self) -> int:
+        """The table's version: it grows by one with every write that changed rows."""
+        with self._reading("read the version") as connection:
+            return self._version(connection)
+
+    def load(self, arities: Mapping[str, int] | None = None) -> list[PolicyRow]:
+        """Every row, in id order, validated against ``arities`` (default: the store's).
+
+        :raises PolicyError: naming the table and id of the first invalid row.
+        """
+        return self.load_versioned(arities)[1]
+
+    def load_versioned(
+        self, arities: Mapping[str, int] | None = None
+    ) -> tuple[int, list[PolicyRow]]:
+        """The version and every row. The rows are read after the version, so they are at
+        least that recent: a process that remembers the version never misses a write."""
+        wanted = self.arities if arities is None else arities
+        check_arities(wanted)
+        with self._reading("load the policy") as connection:
+            version = self._version(connection)
+            records = connection.execute(select_rows(self._rules).order_by(self._rules.c.id)).all()
+        return version, [self._parse(record, wanted) for record in records]
+
+    def export(self) -> list[PolicyRow]:
+        """Every row as stored, in id order, without needing the model (``flask guard export``).
+
+        Rows are checked against the storage rules only (no NULL between values, the value
+        rules of the CSV format), so a policy can be exported even after its model changed.
+        """
+        with self._reading("export the policy") as connection:
+            records = connection.execute(select_rows(self._rules).order_by(self._rules.c.id)).all()
+        return [self._parse(record, None) for record in records]
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def add(self, rows: Iterable[PolicyRow]) -> list[PolicyRow]:
+        """Store the rows not stored yet; return them (duplicates in ``rows`` count once)."""
+        batch = self._checked(rows, "row")
+
+        def work(connection: Connection) -> tuple[list[PolicyRow], bool]:
+            added = self._insert_new(connection, batch, set(), skip_stored=True)
+            return added, bool(added)
+
+        return self._write("add rows", work)
+
+    def remove(self, rows: Iterable[PolicyRow]) -> list[PolicyRow]:
+        """Delete every stored copy of exactly these rows; return those that were stored.
+
+        A row matches on its ptype and each value, and on NULL in the columns it does not use:
+        ``remove([p(alice,data1,read), p(bob,data2,write)])`` never touches
+        ``p(alice,data2,write)`` (sqlalchemy-adapter's ``remove_policies`` deletes it).
+        """
+        batch = list(dict.fromkeys(self._checked(rows, "row")))
+
+        def work(connection: Connection) -> tuple[list[PolicyRow], bool]:
+            stored = find_rows(connection, self._rules, batch)
+            delete_ids(connection, self._rules, [i for ids in stored.values() for i in ids])
+            return [row for row in batch if row in stored], bool(stored)
+
+        return self._write("remove rows", work)
+
+    def update(self, old_rows: Iterable[PolicyRow], new_rows: Iterable[PolicyRow]) -> None:
+        """Replace each old row by the new row at the same position, pair by pair.
+
+        The first stored copy of the old row is rewritten in place (its id, so its place in
+        rule order, is kept); other copies are deleted. When the new row is already stored,
+        the old one is only deleted, so no duplicate appears.
+
+        :raises PolicyError: the lists differ in length or an old row is not stored; then
+            nothing is changed.
+        """
+        olds, news = self._checked(old_rows, "old row"), self._checked(new_rows, "new row")
+        if len(olds) != len(news):
+            raise PolicyError(f"update needs as many new rows as old ones ({len(olds)})")
+
+        def work(connection: Connection) -> tuple[None, bool]:
+            changed = False
+            for number, (old, new) in enumerate(zip(olds, news, strict=True), start=1):
+                if old == new:
+                    continue
+                found = find_rows(connection, self._rules, [old, new])
+                if old not in found:
+                    raise PolicyError(f"old row {number} is not stored: {_show(old)}")
+                first, *others = found[old]
+                if new in found:
+                    others.append(first)
+                else:
+                    values = dict(zip(VALUE_COLUMNS, padded(new.values), strict=True))
+                    query = update(self._rules).where(self._rules.c.id == first)
+                    connection.execute(query.values(ptype=new.ptype, **values))
+                delete_ids(connection, self._rules, others)
+                changed = True
+            return None, changed
+
+        return self._write("update rows", work)
+
+    def remove_filtered(self, ptype: str, field_index: int, *values: str) -> list[PolicyRow]:
+        """Delete the ``ptype`` rows whose values from ``field_index`` on equal ``values``.
+
+        An empty string matches anything, as in Casbin's ``remove_filtered_policy``. Returns
+        the deleted rows as they were stored.
+        """
+        arity = self.arities.get(ptype)
+        if arity is None:
+            raise PolicyError(f"unknown policy type {ptype!r} (the model defines {self._types})")
+        if not values or field_index < 0 or field_index + len(values) > arity:
+            raise PolicyError(
+                f"{ptype!r} rows take {arity} values: cannot filter on values "
+                f"{field_index + 1} to {field_index + len(values)}"
+            )
+        columns = self._rules.c
+        conditions = [columns.ptype == ptype] + [
+            columns[VALUE_COLUMNS[field_index + offset]] == value
+            for offset, value in enumerate(values)
+            if value != ""
+        ]
+
+        def work(connection: Connection) -> tuple[list[PolicyRow], bool]:
+            records = connection.execute(select_rows(self._rules).where(*conditions)).all()
+            delete_ids(connection, self._rules, [record.id for record in records])
+            return [stored_row(record) for record in records], bool(records)
+
+        return self._write("remove rows", work)
+
+    def replace_all(self, rows: Iterable[PolicyRow]) -> int:
+        """Make ``rows`` the whole policy (``import --replace``); return how many are stored."""
+        return self.import_rows(self._checked(rows, "row"), replace=True)
+
+    def import_rows(
+        self,
+        rows: Iterable[PolicyRow],
+        batch_size: int = 5000,
+        replace: bool = False,
+        progress: Callable[[int], object] | None = None,
+    ) -> int:
+        """Add many rows in one transaction, reading and writing ``batch_size`` at a time.
+
+        All or nothing: an invalid row (named by its position, from 1) or a database error at
+        any point rolls back every batch. Duplicates are skipped as by :meth:`add`.
+
+        :param replace: delete every stored row first.
+        :param progress: called after each batch with the number of rows read so far.
+        :return: the number of rows added.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        iterator = iter(rows)
+
+        def work(connection: Connection) -> tuple[int, bool]:
+            deleted = connection.execute(delete(self._rules)).rowcount if replace else 0
+            seen: set[PolicyRow] = set()
+            added = read = 0
+            while batch := list(islice(iterator, batch_size)):
+                checked = self._checked(batch, "row", start=read + 1)
+                read += len(batch)
+                added += len(self._insert_new(connection, checked, seen, not replace))
+                if progress is not None:
+                    progress(read)
+            return added, bool(added or deleted)
+
+        return self._write("import rows", work)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @property
+    def _types(self) -> list[str]:
+        return sorted(self.arities)
+
+    @contextlib.contextmanager
+    def _reading(self, action: str) -> Iterator[Connection]:
+        try:
+            with self._lock, self.engine.connect() as connection:
+                yield connection
+        except SQLAlchemyError as error:
+            raise PolicyError(self._failed(action, error), original_error=error) from None
+
+    def _write(self, action: str, work: Callable[[Connection], tuple[T, bool]]) -> T:
+        """Run ``work`` in one transaction that bumps the version first; roll back a no-op."""
+        try:
+            with self._lock, self.engine.connect() as connection:
+                with connection.begin() as transaction:
+                    self._bump(connection)
+                    result, changed = work(connection)
+                    if not changed:
+                        transaction.rollback()
+                return result
+        except SQLAlchemyError as error:
+            raise PolicyError(self._failed(action, error), original_error=error) from None
+
+    def _failed(self, action: str, error: BaseException) -> str:
+        return f"cannot {action} in {self.url}: {describe_error(error, self.engine.url)}"
+
+    def _version(self, connection: Connection) -> int:
+        versions = self._versions
+        query = select(versions.c.version).where(versions.c.name == self._rules.name)
+        return int(connection.execute(query).scalar() or 0)
+
+    def _bump(self, connection: Connection) -> None:
+        versions = self._versions
+        query = update(versions).where(versions.c.name == self._rules.name)
+        if not connection.execute(query.values(version=versions.c.version + 1)).rowcount:
+            # The row was deleted by hand (or create=False on a new table): start it again.
+            connection.execute(insert(versions).values(name=self._rules.name, version=1))
+
+    def _parse(self, record: Any, arities: Mapping[str, int] | None) -> PolicyRow:
+        values = record[2:]
+        used = [value for value in values if value is not None]
+        try:
+            if values[len(used) :].count(None) != MAX_VALUES - len(used):
+                raise ValueError("a NULL value comes before a non-NULL one")
+            if record.ptype is None:
+                raise ValueError("ptype is NULL")
+            known = {record.ptype: len(used)} if arities is None else arities
+            return check_row(record.ptype, used, known)
+        except ValueError as error:
+            raise PolicyError(f"{self._rules.name} id {record.id}: {error}") from None
+
+    def _checked(self, rows: Iterable[PolicyRow], name: str, start: int = 1) -> list[PolicyRow]:
+        """Validate every row before anything is written; errors name the row's position."""
+        checked: list[PolicyRow] = []
+        for number, row in enumerate(rows, start=start):
+            try:
+                if not isinstance(row, PolicyRow):
+                    raise ValueError(f"expected a PolicyRow, got {type(row).__name__}")
+                checked.append(check_row(row.ptype, row.values, self.arities))
+            except ValueError as error:
+                raise PolicyError(f"{name} {number}: {error}") from None
+        return checked
+
+    def _insert_new(
+        self,
+        connection: Connection,
+        rows: Sequence[PolicyRow],
+        seen: set[PolicyRow],
+        skip_stored: bool,
+    ) -> list[PolicyRow]:
+        """Insert the rows not in ``seen`` (nor stored, if ``skip_stored``); update ``seen``."""
+        fresh = [row for row in dict.fromkeys(rows) if row not in seen]
+        seen.update(fresh)
+        if skip_stored and fresh:
+            stored = find_rows(connection, self._rules, fresh)
+            fresh = [row for row in fresh if row not in stored]
+        if fresh:
+            # One executemany (SQLAlchemy batches it into multi-row INSERTs where it can).
+            connection.execute(insert(self._rules), [as_record(row) for row in fresh])
+        return fresh
+
+
+def _show(row: PolicyRow) -> str:
+    return ", ".join((row.ptype, *row.values))
