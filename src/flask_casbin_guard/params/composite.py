@@ -159,7 +159,7 @@ def _nullable(inner: Converter) -> Converter:
     def from_json(raw: Any) -> Any:
         return None if raw is None else inner.from_json(raw)
 
-    return Converter(inner.type, inner.expected + " or null", inner.from_text, from_json)
+    return dataclasses.replace(inner, expected=inner.expected + " or null", from_json=from_json)
 
 
 def _list(item: Converter) -> Converter:

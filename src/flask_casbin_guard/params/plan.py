@@ -208,7 +208,9 @@ def _key(name: str, marker: Marker | None, source: str | None) -> str:
         return marker.alias
     # ``class_`` stands for ``class``: a trailing underscore dodges Python keywords.
     key = name[:-1] if name.endswith("_") and len(name) > 1 else name
-    return key.replace("_", "-") if source == "header" else key
+    if source == "header":  # x_api_token -> X-Api-Token (header names ignore case anyway)
+        return "-".join(part.capitalize() for part in key.split("_"))
+    return key
 
 
 def _is_file(hint: Any) -> bool:
