@@ -18,7 +18,9 @@ manager of store 1), bob/bob-pass (employee, manager of store 2), carol/carol-pa
   curl -i -u alice:alice-pass -d product=apple -d quantity=3 {base}/store/1   # 200 manager of 1
   curl -i -u bob:bob-pass -d product=apple -d quantity=3 {base}/store/1       # 403 not manager of 1
   curl -i -u alice:alice-pass -d product=apple -d quantity=lots {base}/store/1 # 400 bad quantity
-  curl -i -u carol:carol-pass {base}/reports                # 200 ROUTE allowed for auditors
+  curl -i -u alice:alice-pass -X PUT -H 'Content-Type: application/json' -d '{{"lines": [{{"product": "fig", "quantity": 5}}]}}' {base}/store/1/stock  # 200 typed JSON body
+  curl -i -u alice:alice-pass -X PUT -H 'Content-Type: application/json' -d '{{"lines": [{{"product": "fig", "quantity": 0}}]}}' {base}/store/1/stock  # 400 invalid line
+  curl -i -u carol:carol-pass '{base}/reports?day=2026-11-22'  # 200 ROUTE allowed for auditors
   curl -i -u bob:bob-pass {base}/reports                    # 403 ROUTE denied
   curl -i -u alice:alice-pass -X DELETE {base}/store/1      # 403 CLOSE
   TOKEN=$(curl -s -u alice:alice-pass -X POST {base}/login | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')

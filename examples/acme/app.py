@@ -7,15 +7,17 @@ gunicorn: ``gunicorn -b 127.0.0.1:8000 'examples.acme.app:create_app()'``.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import fnmatch
 import json
 import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from flask_casbin_guard import Flask, current_user
+from flask_casbin_guard import CurrentUser, Flask, current_user
 
 HERE = Path(__file__).parent
 log = logging.getLogger("acme")
@@ -25,6 +27,18 @@ STORES: dict[int, dict[str, Any]] = {
     1: {"name": "Downtown", "stock": {"apple": 10, "pear": 4}},
     2: {"name": "Harbour", "stock": {"apple": 3}},
 }
+
+
+@dataclasses.dataclass
+class StockLine:
+    """One line of a stock delivery (``PUT /store/<sid>/stock``)."""
+
+    product: str
+    quantity: int
+
+    def __post_init__(self) -> None:
+        if self.quantity <= 0:
+            raise ValueError("quantity must be positive")
 
 
 def load_users(path: Path = HERE / "users.json") -> dict[str, str]:
@@ -59,23 +73,24 @@ def register_routes(app: Flask) -> None:
         return {"app": "acme", "stores": len(STORES)}
 
     @app.get("/whoami", authorize="AUTH")
-    def whoami() -> dict[str, Any]:
-        return {"user": app.guard.current_user}
+    def whoami(user: CurrentUser) -> dict[str, Any]:
+        return {"user": user}
 
     @app.post("/login", authorize="AUTH")
     def login() -> dict[str, Any]:
         return {"token": app.guard.create_token(app.guard.current_user), "token_type": "Bearer"}
 
     @app.get("/store", authorize="employee")
-    def get_store(pattern: str = "%") -> dict[str, Any]:
+    def get_store(pattern: str = "%", order: Literal["id", "name"] = "id") -> dict[str, Any]:
         """Stores whose name matches ``pattern`` (``%`` matches anything)."""
         glob = pattern.replace("*", "[*]").replace("?", "[?]").replace("%", "*")
-        found = {
-            sid: store["name"]
+        found = [
+            (sid, store["name"])
             for sid, store in STORES.items()
             if fnmatch.fnmatchcase(store["name"], glob)
-        }
-        return {"stores": found, "user": str(current_user)}
+        ]
+        found.sort(key=lambda pair: pair[0] if order == "id" else pair[1])
+        return {"stores": dict(found), "user": str(current_user)}
 
     @app.post("/store/<sid>", authorize=("store", "sid", "manager"))
     def post_store_sid(sid: int, product: str, quantity: int) -> tuple[dict[str, Any], int]:
@@ -87,10 +102,18 @@ def register_routes(app: Flask) -> None:
         stock[product] = stock.get(product, 0) + quantity
         return {"store": sid, "product": product, "quantity": stock[product]}, 200
 
+    @app.put("/store/<sid>/stock", authorize=("store", "sid", "manager"), strict=True)
+    def put_stock(sid: int, lines: list[StockLine]) -> dict[str, Any]:
+        """Receive a delivery: a JSON list of {product, quantity} lines."""
+        stock = STORES[sid]["stock"] if sid in STORES else {}
+        for line in lines:
+            stock[line.product] = stock.get(line.product, 0) + line.quantity
+        return {"store": sid, "stock": stock}
+
     @app.get("/reports", authorize="ROUTE")
-    def reports() -> dict[str, Any]:
+    def reports(day: dt.date | None = None) -> dict[str, Any]:
         units = sum(sum(store["stock"].values()) for store in STORES.values())
-        return {"stores": len(STORES), "units": units}
+        return {"stores": len(STORES), "units": units, "day": (day or dt.date.today()).isoformat()}
 
     @app.delete("/store/<sid>", authorize="CLOSE")
     def delete_store(sid: int) -> dict[str, Any]:

@@ -29,6 +29,8 @@ def test_employees_list_stores(client: FlaskClient) -> None:
         "user": "bob",
     }
     assert client.get("/store?pattern=Harb%25", headers=ALICE).json["stores"] == {"2": "Harbour"}
+    assert client.get("/store?order=name", headers=ALICE).status_code == 200
+    assert client.get("/store?order=size", headers=ALICE).status_code == 400
     assert client.get("/store", headers=CAROL).status_code == 403
 
 
@@ -52,7 +54,25 @@ def test_managers_change_their_own_store_only(client: FlaskClient) -> None:
     ]
 
 
+def test_stock_delivery_takes_a_typed_json_list(client: FlaskClient) -> None:
+    before = STORES[1]["stock"].get("fig", 0)
+    body = {"lines": [{"product": "fig", "quantity": 5}, {"product": "fig", "quantity": 1}]}
+    response = client.put("/store/1/stock", json=body, headers=ALICE)
+    assert response.json["stock"]["fig"] == before + 6
+    bad = client.put(
+        "/store/1/stock", json={"lines": [{"product": "fig", "quantity": 0}]}, headers=ALICE
+    )
+    assert bad.status_code == 400
+    assert bad.json["details"][0]["param"] == "lines[0]"
+    assert (
+        client.put("/store/1/stock", json={**body, "extra": 1}, headers=ALICE).status_code == 400
+    )  # strict
+    assert client.put("/store/1/stock", json=body, headers=BOB).status_code == 403
+
+
 def test_reports_by_route_permission(client: FlaskClient) -> None:
+    assert client.get("/reports?day=2026-11-22", headers=CAROL).json["day"] == "2026-11-22"
+    assert client.get("/reports?day=yesterday", headers=CAROL).status_code == 400
     assert client.get("/reports", headers=CAROL).status_code == 200
     assert client.head("/reports", headers=CAROL).status_code == 200
     assert client.get("/reports", headers=ALICE).status_code == 403
