@@ -14,6 +14,8 @@ import pydantic
 import pytest
 from flask.sessions import SessionMixin
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from werkzeug.datastructures import FileStorage
 
 from flask_casbin_guard import (
@@ -373,3 +375,40 @@ def test_registration_errors_name_endpoint_and_parameter(
     message = str(info.value)
     assert f"endpoint {view.__name__!r}" in message
     assert fragment in message
+
+
+# --- fuzzing: bad input is a 400, never a 500 ----------------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_KEYS = st.sampled_from(["q", "page", "order", "tags", "class", "lines", "note", "x"])
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.tuples(_KEYS, st.text(max_size=15)), max_size=6))
+def test_any_query_string_is_200_or_400(client: FlaskClient, pairs: list[tuple[str, str]]) -> None:
+    response = client.get("/search", query_string=pairs)
+    assert response.status_code in (200, 400)
+    if response.status_code == 400:
+        assert response.json["details"]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.dictionaries(_KEYS, _JSON, max_size=4) | _JSON)
+def test_any_json_body_is_200_or_400(app: Flask, client: FlaskClient, body: Any) -> None:
+    with app.app_context():  # a token: an argon2 check per example would be slow
+        auth = {"Authorization": f"Bearer {app.guard.create_token('alice')}"}
+    oid = "12345678-1234-5678-1234-567812345678"
+    response = client.post(f"/order/{oid}", json=body, headers=auth)
+    assert response.status_code in (200, 400)
+    item = client.post("/item", json=body, headers=auth)
+    assert item.status_code in (200, 400)
