@@ -16,6 +16,7 @@ LAYERS = {
     "types": 0,
     "config": 1,
     "identity": 1,
+    "signals": 1,
     "authn": 2,
     "params": 2,
     "store": 2,

@@ -23,7 +23,8 @@ class Flask(flask.Flask):
 
     Every route must declare ``authorize=`` unless ``GUARD_DEFAULT_AUTHORIZE`` is set; the
     ``GUARD_*`` configuration is read lazily, at the first request or first call needing it.
-    Routes also take ``strict=True`` to refuse query, form or JSON keys the view does not take.
+    Routes also take ``authn=`` (the only schemes they accept) and ``strict=True`` (refuse
+    query, form or JSON keys the view does not take).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -43,18 +44,19 @@ class Flask(flask.Flask):
         provide_automatic_options: bool | None = None,
         *,
         authorize: Any = _MISSING,
+        authn: Any = None,
         strict: bool = False,
         **options: Any,
     ) -> None:
         if view_func is not None:
             endpoint = endpoint or view_func.__name__
-            view_func = self._guarded(rule, endpoint, view_func, authorize, strict)
+            view_func = self._guarded(rule, endpoint, view_func, authorize, authn, strict)
         elif authorize is not _MISSING:
             raise ConfigurationError(f"endpoint {endpoint!r}: authorize= needs a view function")
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
 
     def _guarded(
-        self, rule: str, endpoint: str, view: ViewFunc, authorize: Any, strict: bool
+        self, rule: str, endpoint: str, view: ViewFunc, authorize: Any, authn: Any, strict: bool
     ) -> ViewFunc:
         if route_of(view) is not None:
             if authorize is not _MISSING:
@@ -70,11 +72,13 @@ class Flask(flask.Flask):
                     f"endpoint {endpoint!r} ({rule}) has no authorize= declaration "
                     "and GUARD_DEFAULT_AUTHORIZE is not set"
                 )
-        return guard_view(view, authorize, endpoint, rule=rule, resolver=self.guard, strict=strict)
+        return guard_view(
+            view, authorize, endpoint, rule=rule, resolver=self.guard, strict=strict, authn=authn
+        )
 
 
 class Blueprint(flask.Blueprint):
-    """A Blueprint whose routes take ``authorize=`` (and ``strict=``); works in both styles.
+    """A Blueprint whose routes take ``authorize=`` (and ``authn=``, ``strict=``); both styles.
 
     Its views are compiled when the blueprint is registered on an app, so the full rule (with
     the ``url_prefix``) and the app's guard (its converters and providers) are both known.
@@ -88,10 +92,13 @@ class Blueprint(flask.Blueprint):
         provide_automatic_options: bool | None = None,
         *,
         authorize: Any = _MISSING,
+        authn: Any = None,
         strict: bool = False,
         **options: Any,
     ) -> None:
         if authorize is _MISSING:
+            if authn is not None or strict:
+                raise ConfigurationError(f"endpoint {endpoint!r}: authn=/strict= need authorize=")
             super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
             return
         if view_func is None:
@@ -111,7 +118,13 @@ class Blueprint(flask.Blueprint):
             full_rule = _join(state.url_prefix, rule)
             endpoint_name = f"{state.name_prefix}.{state.name}.{name}".lstrip(".")
             guarded = guard_view(
-                view, authorize, endpoint_name, rule=full_rule, resolver=guard, strict=strict
+                view,
+                authorize,
+                endpoint_name,
+                rule=full_rule,
+                resolver=guard,
+                strict=strict,
+                authn=authn,
             )
             if provide_automatic_options is not None:
                 options["provide_automatic_options"] = provide_automatic_options

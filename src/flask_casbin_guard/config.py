@@ -67,6 +67,23 @@ class GuardSettings:
     open_static: bool = True
     #: realm named in ``WWW-Authenticate`` challenges (default: the app's name)
     realm: str | None = None
+    #: form/JSON field names read by the ``param`` scheme
+    param_user: str = "login"
+    param_password: str = "password"  # noqa: S105 - a field name
+    #: proxies (addresses or networks) whose ``remote_user`` header is trusted
+    trusted_proxies: tuple[str, ...] = ()
+    #: header a trusted proxy sets to the authenticated login
+    remote_user_header: str = "X-Remote-User"
+    #: failed authentications allowed per login ("" for no limit)
+    auth_rate_limit: str = "10 per minute; 100 per hour"
+    #: failed authentications allowed per client address ("" for no limit)
+    auth_ip_rate_limit: str = "60 per minute; 600 per hour"
+    #: where failure counts live: ``memory://`` (per process) or ``redis://host:port/db``
+    rate_limit_storage: str = "memory://"
+    #: shortest password :meth:`CasbinGuard.hash_password` accepts
+    password_min_length: int = 12
+    #: ``password -> error message or None``, e.g. a breached-password check
+    password_check: Callable[[str], str | None] | None = None
 
     @classmethod
     def from_mapping(
@@ -183,6 +200,18 @@ def _any(name: str, value: Any) -> Any:
     return value
 
 
+def _str(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{_key(name)} must be a string")
+    return value
+
+
+def _length(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 128:
+        raise ConfigurationError(f"{_key(name)} must be an integer from 8 to 128")
+    return value
+
+
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "auth": lambda n, v: _names(n, v) if v != [] and v != () else (),
     "model": _opt_str,
@@ -202,4 +231,13 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "mode": _mode,
     "open_static": _bool,
     "realm": _opt_str,
+    "param_user": _opt_str,
+    "param_password": _opt_str,
+    "trusted_proxies": lambda n, v: _names(n, v) if v else (),
+    "remote_user_header": _opt_str,
+    "auth_rate_limit": _str,
+    "auth_ip_rate_limit": _str,
+    "rate_limit_storage": _opt_str,
+    "password_min_length": _length,
+    "password_check": _callable,
 }

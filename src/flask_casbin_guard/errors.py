@@ -25,6 +25,10 @@ class ConfigurationError(GuardError):
     """
 
 
+class PasswordPolicyError(GuardError, ValueError):
+    """A new password does not meet the password policy (too short, refused by the app check)."""
+
+
 class PolicyError(GuardError):
     """A Casbin model or policy could not be loaded, or a policy row is invalid."""
 
@@ -98,6 +102,27 @@ class AuthenticationFailed(AuthenticationRequired):
     """
 
     public_message = "invalid credentials"
+
+    def __init__(self, message: str | None = None, *, login: str | None = None) -> None:
+        super().__init__(message)
+        #: the login the client claimed, if any: for the audit log, never for the response
+        self.login = login
+
+
+class TooManyAttempts(GuardHTTPError):
+    """Too many failed authentications for a login or a client address (429).
+
+    Answered before any password is checked, with the same body whether the login exists or not.
+    """
+
+    code = 429
+    error_code = "too_many_requests"
+    public_message = "too many failed attempts; retry later"
+
+    def __init__(self, message: str | None = None, retry_after: int = 60) -> None:
+        super().__init__(message)
+        #: seconds until the client may try again (the Retry-After header)
+        self.retry_after = retry_after
 
 
 class ParameterError(GuardHTTPError):

@@ -11,9 +11,18 @@ from typing import Any, TypeVar
 from flask import Flask, Response, current_app, has_app_context, has_request_context, request
 from werkzeug.local import LocalProxy
 
+from . import signals
 from .authn.base import Scheme
-from .authn.passwords import PasswordHasher
-from .errors import AccessDenied, ConfigurationError, GuardError, GuardHTTPError
+from .authn.passwords import PasswordHasher, check_password_policy
+from .config import GuardSettings
+from .errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    ConfigurationError,
+    GuardError,
+    GuardHTTPError,
+    TooManyAttempts,
+)
 from .params.converters import Converter, text_converter
 from .params.plan import Provider
 from .pipeline import (
@@ -22,6 +31,7 @@ from .pipeline import (
     compile_route,
     current_identity,
     guard_view,
+    known_login,
     route_of,
     run,
 )
@@ -47,6 +57,7 @@ class CasbinGuard:
         self.options = options
         self.hasher = PasswordHasher()
         self.password_getter_func: PasswordGetter | None = None
+        self.password_setter_func: Callable[[str, str], None] | None = None
         self.object_loaders: dict[str, ObjectLoader] = {}
         self.schemes: dict[str, Scheme] = {}
         self.functions: dict[str, Callable[..., Any]] = {}
@@ -81,14 +92,17 @@ class CasbinGuard:
         return state
 
     # -- declarations and hooks -----------------------------------------------------------
-    def authorize(self, spec: Any, *, strict: bool = False) -> Callable[[F], F]:
+    def authorize(self, spec: Any, *, authn: Any = None, strict: bool = False) -> Callable[[F], F]:
         """Decorator declaring what a view requires (place it below ``@app.route``).
 
+        :param authn: the only schemes this route accepts (a name or a list of names).
         :param strict: answer 400 for query, form or JSON keys the view does not take.
         """
 
         def decorator(view: F) -> F:
-            wrapped = guard_view(view, spec, view.__name__, resolver=self, strict=strict)
+            wrapped = guard_view(
+                view, spec, view.__name__, resolver=self, strict=strict, authn=authn
+            )
             return wrapped  # type: ignore[return-value]
 
         return decorator
@@ -131,6 +145,15 @@ class CasbinGuard:
     def password_getter(self, func: PasswordGetter) -> PasswordGetter:
         """Decorator registering ``login -> password hash or None``."""
         self.password_getter_func = func
+        return func
+
+    def password_setter(self, func: Callable[[str, str], None]) -> Callable[[str, str], None]:
+        """Decorator registering ``(login, new_hash)``: stores hashes upgraded at login.
+
+        Called after a successful login whose stored hash uses a legacy scheme (bcrypt,
+        PBKDF2...) or weaker argon2 parameters than today's.
+        """
+        self.password_setter_func = func
         return func
 
     def object_loader(self, kind: str) -> Callable[[ObjectLoader], ObjectLoader]:
@@ -184,7 +207,21 @@ class CasbinGuard:
         self._state().reload_policy()
 
     def hash_password(self, password: str) -> str:
-        """An argon2id hash (OWASP parameters) for storing ``password``."""
+        """An argon2id hash (OWASP parameters) for storing ``password``.
+
+        :raises PasswordPolicyError: for a password the policy refuses (too short, too long,
+            or refused by ``GUARD_PASSWORD_CHECK``).
+        """
+        try:
+            settings: GuardSettings | None = self._state().settings
+        except GuardError:  # no single app to read a policy from: the defaults apply
+            settings = None
+        defaults = GuardSettings()
+        check_password_policy(
+            password,
+            (settings or defaults).password_min_length,
+            (settings or defaults).password_check,
+        )
         return self.hasher.hash(password)
 
     def verify_password(self, password: str, stored: str | None) -> bool:
@@ -215,19 +252,54 @@ class CasbinGuard:
         if error.status == 401 and state is not None:
             for challenge in state.challenges:
                 response.headers.add("WWW-Authenticate", challenge)
+        if isinstance(error, TooManyAttempts):
+            response.headers["Retry-After"] = str(error.retry_after)
         response.headers["Cache-Control"] = "no-store"
-        level = logging.ERROR if error.status >= 500 else logging.INFO
-        # %r escapes CR/LF, so a client-chosen value cannot forge a log line.
-        audit.log(
-            level,
-            "%s %s %r -> %d: %r",
-            request.method,
-            request.endpoint,
-            request.path,
-            error.status,
-            error.log_message,
-        )
+        _audit(error)
         return response
+
+
+def _audit(error: GuardHTTPError) -> None:
+    """One structured record and one signal per refusal; never a secret, CR/LF escaped."""
+    claimed = getattr(error, "login", None)
+    login = claimed if claimed is not None else known_login()
+    if isinstance(error, AuthenticationFailed | TooManyAttempts):
+        event, signal = "authentication_failed", signals.authentication_failed
+    elif isinstance(error, AccessDenied):
+        event, signal = "access_denied", signals.access_denied
+    else:
+        event, signal = "refused", None
+    record = {
+        "event": event,
+        "status": error.status,
+        "method": request.method,
+        "endpoint": request.endpoint,
+        "path": request.path,
+        "user": login,
+        "reason": error.log_message,
+    }
+    # %r escapes CR/LF, so a client-chosen value cannot forge a log line.
+    audit.log(
+        logging.ERROR if error.status >= 500 else logging.INFO,
+        "%s %s %s %r user=%r -> %d: %r",
+        event,
+        request.method,
+        request.endpoint,
+        request.path,
+        login,
+        error.status,
+        error.log_message,
+        extra={"guard": record},
+    )
+    if signal is not None:
+        sender = current_app._get_current_object()  # type: ignore[attr-defined]
+        signal.send(
+            sender,
+            login=login,
+            endpoint=request.endpoint,
+            reason=error.log_message,
+            status=error.status,
+        )
 
 
 def _refuse_uncovered() -> Any:

@@ -17,6 +17,7 @@ from flask import Request, current_app, g, request, session
 from flask.sessions import SessionMixin
 from werkzeug.routing import Map, Rule
 
+from . import signals
 from .authz.declarations import Declaration, ObjectPermission, parse_declaration
 from .authz.engine import PolicyEngine
 from .errors import (
@@ -51,6 +52,8 @@ class GuardedRoute:
     plan: BindingPlan
     view: ViewFunc
     is_async: bool
+    #: the only schemes this route accepts (``authn=``), or ``None`` for all enabled ones
+    authn: frozenset[str] | None = None
 
 
 def rule_variables(rule: str) -> dict[str, str]:
@@ -69,6 +72,7 @@ def compile_route(
     rule: str | None = None,
     resolver: Resolver | None = None,
     strict: bool = False,
+    authn: Any = None,
 ) -> GuardedRoute:
     """Check ``spec`` against ``view``'s signature (and the rule, when known)."""
     declaration = parse_declaration(spec, endpoint)
@@ -99,7 +103,23 @@ def compile_route(
         raise ConfigurationError(
             f"endpoint {endpoint!r} is an async view: install flask-casbin-guard[async]"
         )
-    return GuardedRoute(endpoint, declaration, plan, view, is_async)
+    return GuardedRoute(endpoint, declaration, plan, view, is_async, _schemes(authn, endpoint))
+
+
+def _schemes(authn: Any, endpoint: str) -> frozenset[str] | None:
+    """``authn="basic"`` or a list of scheme names; checked against GUARD_AUTH on first use."""
+    if authn is None:
+        return None
+    names = [authn] if isinstance(authn, str) else authn
+    if (
+        not isinstance(names, list | tuple)
+        or not names
+        or not all(isinstance(n, str) and n for n in names)
+    ):
+        raise ConfigurationError(
+            f"endpoint {endpoint!r}: authn= takes a scheme name or a list of them"
+        )
+    return frozenset(names)
 
 
 def guard_view(
@@ -110,9 +130,12 @@ def guard_view(
     rule: str | None = None,
     resolver: Resolver | None = None,
     strict: bool = False,
+    authn: Any = None,
 ) -> ViewFunc:
     """Wrap ``view`` so every call goes through the guard."""
-    route = compile_route(view, spec, endpoint, rule=rule, resolver=resolver, strict=strict)
+    route = compile_route(
+        view, spec, endpoint, rule=rule, resolver=resolver, strict=strict, authn=authn
+    )
 
     def guarded(**view_args: Any) -> Any:
         return run(route, view_args)
@@ -144,13 +167,27 @@ def current_state() -> AppState:
     return state
 
 
-def current_identity(state: AppState | None = None) -> Identity | None:
-    """The caller, authenticating on first use in this request (memoised in ``g``)."""
-    identity = g.get(_IDENTITY, _UNSET)
-    if identity is _UNSET:
-        identity = (state or current_state()).authenticate(request)
-        setattr(g, _IDENTITY, identity)
-    return identity if isinstance(identity, Identity) else None
+def current_identity(
+    state: AppState | None = None, schemes: frozenset[str] | None = None
+) -> Identity | None:
+    """The caller, authenticating on first use in this request (memoised in ``g``).
+
+    ``schemes`` restricts the schemes tried (a route's ``authn=``); each restriction is
+    resolved once per request.
+    """
+    memo: dict[frozenset[str] | None, Identity | None] = g.setdefault(_IDENTITY, {})
+    if schemes not in memo:
+        identity = (state or current_state()).authenticate(request, schemes)
+        memo[schemes] = identity
+        if identity is not None:
+            signals.authenticated.send(current_app._get_current_object(), identity=identity)  # type: ignore[attr-defined]
+    return memo[schemes]
+
+
+def known_login() -> str | None:
+    """The login already authenticated in this request, if any (for audit records)."""
+    memo = g.get(_IDENTITY) or {}
+    return next((identity.login for identity in memo.values() if identity is not None), None)
 
 
 def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
@@ -163,7 +200,7 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     # One engine for the whole request, even if a reload swaps another in meanwhile.
     engine = state.holder.engine
     if declaration.needs_user:
-        identity = current_identity(state)
+        identity = current_identity(state, route.authn)
         if identity is None:
             raise AuthenticationRequired(f"{route.endpoint}: no credentials")
         login = identity.login

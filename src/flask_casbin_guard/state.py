@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 from flask import Flask
 from werkzeug.wrappers import Request
 
-from .authn.base import Scheme
-from .authn.basic import BasicScheme
 from .authn.bearer import BearerScheme
 from .authn.chain import AuthChain
+from .authn.registry import PASSWORD_SCHEMES, build_schemes
 from .authz.engine import EngineHolder
 from .config import GuardSettings
 from .errors import ConfigurationError
@@ -22,9 +21,6 @@ from .types import PasswordGetter
 
 if TYPE_CHECKING:
     from .extension import CasbinGuard
-
-#: schemes named in API.md that later versions provide; refused clearly until then
-PLANNED_SCHEMES = frozenset({"session", "apikey", "param", "remote_user", "fake"})
 
 
 class AppState:
@@ -57,7 +53,16 @@ class AppState:
             bearer = None
             if "bearer" in settings.auth or settings.jwt_secret or settings.jwt_public_key:
                 bearer = BearerScheme(settings, realm)
-            schemes = [self._scheme(name, settings, realm, bearer) for name in settings.auth]
+            schemes = build_schemes(
+                settings,
+                realm,
+                bearer=bearer,
+                get_user_pass=self._get_user_pass,
+                hasher=self.guard.hasher,
+                registered=self.guard.schemes,
+                testing=lambda: bool(self.config.get("TESTING")),
+                rehash=self._store_rehash,
+            )
             self._chain = AuthChain(schemes)
             self._bearer, self._holder, self._settings = bearer, holder, settings
 
@@ -67,25 +72,13 @@ class AppState:
             return
         with self._lock:
             self.prepare()
-            if "basic" in self.settings.auth and self.password_getter is None:
+            needs_getter = PASSWORD_SCHEMES.intersection(self.settings.auth)
+            if needs_getter and self.password_getter is None:
                 raise ConfigurationError(
-                    "GUARD_AUTH enables 'basic' but no password getter is set: "
+                    f"GUARD_AUTH enables {sorted(needs_getter)} but no password getter is set: "
                     "use GUARD_GET_USER_PASS or @guard.password_getter"
                 )
             self._ready = True
-
-    def _scheme(
-        self, name: str, settings: GuardSettings, realm: str, bearer: BearerScheme | None
-    ) -> Scheme:
-        if name == "basic":
-            return BasicScheme(self._get_user_pass, self.guard.hasher, realm)
-        if name == "bearer" and bearer is not None:
-            return bearer
-        if name in self.guard.schemes:
-            return self.guard.schemes[name]
-        if name in PLANNED_SCHEMES:
-            raise ConfigurationError(f"GUARD_AUTH: scheme {name!r} is not available yet")
-        raise ConfigurationError(f"GUARD_AUTH: unknown authentication scheme {name!r}")
 
     # -- accessors ------------------------------------------------------------------------
     @property
@@ -119,10 +112,23 @@ class AppState:
         getter = self.password_getter
         return getter(login) if getter is not None else None
 
-    def authenticate(self, req: Request) -> Identity | None:
+    def _store_rehash(self, login: str, new_hash: str) -> None:
+        setter = self.guard.password_setter_func
+        if setter is not None:
+            setter(login, new_hash)
+
+    def authenticate(self, req: Request, schemes: frozenset[str] | None = None) -> Identity | None:
+        """The caller, trying every enabled scheme or only ``schemes`` (a route's ``authn=``)."""
         self.ensure_ready()
         assert self._chain is not None  # noqa: S101 - set by prepare(), for mypy only
-        return self._chain.authenticate(req)
+        if schemes is not None:
+            unknown = schemes - self._chain.names
+            if unknown:
+                raise ConfigurationError(
+                    f"authn={sorted(schemes)} names schemes GUARD_AUTH does not enable: "
+                    f"{sorted(unknown)}"
+                )
+        return self._chain.authenticate(req, schemes)
 
     def reload_policy(self) -> None:
         """Re-read model and policy, then swap; on any error the current policy stays."""

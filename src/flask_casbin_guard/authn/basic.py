@@ -9,9 +9,11 @@ from collections.abc import Callable
 from werkzeug.wrappers import Request
 
 from ..errors import AuthenticationFailed
-from ..identity import Identity, is_safe_login
+from ..identity import Identity
 from .base import quote_realm
+from .credentials import PasswordChecker, Rehasher
 from .passwords import PasswordHasher
+from .ratelimit import FailureLimiter
 
 
 class BasicScheme:
@@ -24,9 +26,11 @@ class BasicScheme:
         get_user_pass: Callable[[str], str | None],
         hasher: PasswordHasher,
         realm: str,
+        *,
+        limiter: FailureLimiter | None = None,
+        rehash: Rehasher | None = None,
     ) -> None:
-        self._get_user_pass = get_user_pass
-        self._hasher = hasher
+        self._checker = PasswordChecker(get_user_pass, hasher, limiter, rehash)
         self._challenge = f'Basic realm={quote_realm(realm)}, charset="UTF-8"'
 
     def challenge(self) -> str:
@@ -38,12 +42,7 @@ class BasicScheme:
         if kind.lower() != "basic":
             return None
         login, password = _decode(value.strip())
-        stored = self._get_user_pass(login) if is_safe_login(login) else None
-        # Unknown and known logins take the same path (a dummy hash is verified for unknown
-        # ones) and raise the same error, so neither the body nor the timing tells them apart.
-        if not self._hasher.verify(password, stored):
-            raise AuthenticationFailed("basic: invalid login or password")
-        return Identity(login=login, scheme=self.name)
+        return self._checker.check(login, password, self.name, request.remote_addr)
 
 
 def _decode(value: str) -> tuple[str, str]:

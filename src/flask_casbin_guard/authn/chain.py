@@ -23,9 +23,13 @@ class AuthChain:
         self.challenges: tuple[str, ...] = tuple(
             c for c in (s.challenge() for s in self.schemes) if c
         )
+        self.names = frozenset(s.name for s in self.schemes)
 
-    def authenticate(self, request: Request) -> Identity | None:
+    def authenticate(self, request: Request, only: frozenset[str] | None = None) -> Identity | None:
+        """The first identity; ``only`` restricts the schemes tried (a route's ``authn=``)."""
         for scheme in self.schemes:
+            if only is not None and scheme.name not in only:
+                continue
             identity = scheme.authenticate(request)
             if identity is not None:
                 return identity

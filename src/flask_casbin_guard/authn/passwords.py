@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from passlib.context import CryptContext
 from passlib.exc import UnknownHashError
+
+from ..errors import PasswordPolicyError
 
 log = logging.getLogger("flask_casbin_guard.passwords")
 
@@ -18,6 +21,28 @@ _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$", "$2x$")
 _BCRYPT_MAX_BYTES = 72
 
 LEGACY_SCHEMES = ("bcrypt", "pbkdf2_sha256", "pbkdf2_sha512", "sha512_crypt", "sha256_crypt")
+
+
+#: longest password accepted: long enough for any passphrase, short enough not to be a DoS
+MAX_PASSWORD_LENGTH = 4096
+
+
+def check_password_policy(
+    password: str, min_length: int, extra: Callable[[str], str | None] | None = None
+) -> None:
+    """Refuse passwords a new hash must not be made of (ASVS 5.0 6.2.1, 6.2.9, 6.2.12).
+
+    No composition rules (ASVS 6.2.5): length, and the app's own check (e.g. breached lists).
+
+    :raises PasswordPolicyError: saying what is wrong, never repeating the password.
+    """
+    if not isinstance(password, str) or len(password) < min_length:
+        raise PasswordPolicyError(f"a password needs at least {min_length} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise PasswordPolicyError(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
+    problem = extra(password) if extra is not None else None
+    if problem:
+        raise PasswordPolicyError(problem)
 
 
 class PasswordHasher:

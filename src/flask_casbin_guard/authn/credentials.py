@@ -1,0 +1,49 @@
+"""Checking a login and password: the one path every password-accepting scheme takes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import AuthenticationFailed
+from ..identity import Identity, is_safe_login
+from .passwords import PasswordHasher
+from .ratelimit import FailureLimiter
+
+#: ``(login, new hash)``: stores a password hash upgraded after a successful login
+Rehasher = Callable[[str, str], None]
+
+
+class PasswordChecker:
+    """Rate limit, look up, verify (a dummy hash for unknown logins), rehash on success."""
+
+    def __init__(
+        self,
+        get_user_pass: Callable[[str], str | None],
+        hasher: PasswordHasher,
+        limiter: FailureLimiter | None = None,
+        rehash: Rehasher | None = None,
+    ) -> None:
+        self._get_user_pass = get_user_pass
+        self._hasher = hasher
+        self._limiter = limiter
+        self._rehash = rehash
+
+    def check(self, login: str, password: str, scheme: str, address: str | None) -> Identity:
+        """The identity for valid credentials.
+
+        :raises TooManyAttempts: over a failure limit (before any password is checked).
+        :raises AuthenticationFailed: the same error for an unknown login and a wrong password.
+        """
+        if self._limiter is not None:
+            self._limiter.check(login, address)
+        stored = self._get_user_pass(login) if is_safe_login(login) else None
+        # Unknown and known logins take the same path (a dummy hash is verified for unknown
+        # ones) and raise the same error, so neither the body nor the timing tells them apart.
+        if not self._hasher.verify(password, stored):
+            if self._limiter is not None:
+                self._limiter.failed(login, address)
+            raise AuthenticationFailed(f"{scheme}: invalid login or password", login=login)
+        assert stored is not None  # noqa: S101 - verify() is False for None, for mypy only
+        if self._rehash is not None and self._hasher.needs_rehash(stored):
+            self._rehash(login, self._hasher.hash(password))
+        return Identity(login=login, scheme=scheme)
