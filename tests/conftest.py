@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -70,3 +72,50 @@ def write_file(tmp_path: Path) -> Callable[[str, str], str]:
 def services_required() -> bool:
     """CI sets GUARD_REQUIRE_SERVICES=1: tests needing PostgreSQL/Redis must not skip there."""
     return os.environ.get("GUARD_REQUIRE_SERVICES") == "1"
+
+
+#: libpq URL of the PostgreSQL server for tests; each test gets its own database on it
+POSTGRES_ADMIN_URL = os.environ.get(
+    "GUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def require_service(name: str, error: BaseException) -> NoReturn:
+    """Skip when a local service is absent, but fail when GUARD_REQUIRE_SERVICES=1."""
+    message = f"{name} is not reachable: {type(error).__name__}: {error}"
+    if services_required():
+        pytest.fail(f"{message} (GUARD_REQUIRE_SERVICES=1: the services are required)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL to a new, empty PostgreSQL database, dropped after the test.
+
+    A database per test keeps tests independent and leaves nothing behind on the server.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        import psycopg
+        from psycopg import sql
+    except ImportError as error:
+        require_service("PostgreSQL (its driver psycopg)", error)
+
+    name = f"guard_test_{uuid.uuid4().hex[:16]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as error:
+        shown = make_url(POSTGRES_ADMIN_URL).render_as_string(hide_password=True)
+        require_service(f"PostgreSQL at {shown}", error)
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        # FORCE: a connection a failed test left open must not keep the database alive.
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -21,13 +21,15 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    and_,
+    column,
     create_engine,
     delete,
     event,
     insert,
     inspect,
     select,
-    tuple_,
+    values,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, ProgrammingError
@@ -87,7 +89,7 @@ def open_engine(url: str) -> tuple[Engine, bool]:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigurationError(f"invalid database URL {mask_text(url)!r}") from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -150,10 +152,10 @@ def create_schema(engine: Engine, rules: Table, versions: Table) -> None:
         try:
             with engine.begin() as connection:
                 connection.execute(CreateTable(rules, if_not_exists=True))
+                _check_columns(connection, rules)
                 for index in rules.indexes:
                     connection.execute(CreateIndex(index, if_not_exists=True))
                 connection.execute(CreateTable(versions, if_not_exists=True))
-                _check_columns(connection, rules)
             with engine.begin() as connection:
                 query = select(versions.c.version).where(versions.c.name == rules.name)
                 if connection.execute(query).first() is None:
@@ -216,6 +218,16 @@ def stored_row(record: Any) -> PolicyRow:
     return PolicyRow(record.ptype, tuple(value for value in record[2:] if value is not None))
 
 
+def stored_rows(connection: Connection, rules: Table) -> set[PolicyRow]:
+    """Every stored row that a valid row could equal (no NULL between values)."""
+    found: set[PolicyRow] = set()
+    for record in connection.execute(select_rows(rules)):
+        row = stored_row(record)
+        if tuple(record[2:]) == padded(row.values):  # a NULL between values matches no row
+            found.add(row)
+    return found
+
+
 def as_record(row: PolicyRow) -> dict[str, str | None]:
     """Column values for ``row``; the columns it does not use are NULL, as sqlalchemy-adapter
     writes them."""
@@ -243,12 +255,19 @@ def find_rows(
     found: dict[PolicyRow, list[int]] = {}
     columns = rules.c
     for (ptype, size), group in groups.items():
-        used = [columns[name] for name in VALUE_COLUMNS[:size]]
+        names = VALUE_COLUMNS[:size]
         unused = [columns[name].is_(None) for name in VALUE_COLUMNS[size:]]
         for start in range(0, len(group), LOOKUP_CHUNK):
+            # A join with the wanted rows as a VALUES list, not "(v0, v1, v2) IN (...)":
+            # PostgreSQL runs the IN as one OR per wanted row on every stored row (1.6 s for
+            # 1,000 rows against 100k), the join as one hash join (0.15 s).
             chunk = [row.values for row in group[start : start + LOOKUP_CHUNK]]
-            match = used[0].in_([v[0] for v in chunk]) if size == 1 else tuple_(*used).in_(chunk)
-            query = select_rows(rules).where(columns.ptype == ptype, *unused, match)
+            wanted_values = values(*(column(name, String) for name in names), name="wanted").data(
+                chunk
+            )
+            keys = wanted_values.cte("wanted")
+            match = and_(*(columns[name] == keys.c[name] for name in names))
+            query = select_rows(rules).join(keys, match).where(columns.ptype == ptype, *unused)
             for record in connection.execute(query.order_by(columns.id)):
                 row = PolicyRow(record.ptype, tuple(record[2 : 2 + size]))
                 if row in wanted:
