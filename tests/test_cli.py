@@ -58,7 +58,7 @@ def test_policy_list_and_roles(app: Flask) -> None:
     assert listed.output.splitlines()[0] == "g, alice, employee"
     assert all(line.startswith("g, ") for line in listed.output.splitlines())
     roles = runner.invoke(args=["guard", "role", "list", "carol"])
-    assert roles.output.split() == ["employee", "manager"]
+    assert roles.output.split() == ["manager", "employee"]  # direct roles first
 
 
 def test_policy_validate(app: Flask, guard_config: dict[str, Any], write_file: Any) -> None:
@@ -91,3 +91,57 @@ def test_hash_password_from_stdin(app: Flask) -> None:
     assert stored.startswith("$argon2id$")
     assert app.guard.verify_password("hunter2-hunter2", stored)
     assert "hunter2" not in result.output
+
+
+@pytest.fixture
+def db_app(guard_config: dict[str, Any], tmp_path: Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update(guard_config, GUARD_POLICY=f"sqlite:///{tmp_path / 'cli.db'}")
+    return app
+
+
+def test_policy_and_role_changes(db_app: Flask, tmp_path: Any) -> None:
+    runner = db_app.test_cli_runner()
+    assert runner.invoke(args=["guard", "role", "add", "bob", "employee"]).output == "added\n"
+    assert (
+        runner.invoke(args=["guard", "role", "add", "bob", "employee"]).output
+        == "already present\n"
+    )
+    assert runner.invoke(args=["guard", "role", "add", "employee", "staff"]).exit_code == 0
+    assert runner.invoke(args=["guard", "role", "list", "bob"]).output == "employee\nstaff\n"
+    added = runner.invoke(args=["guard", "policy", "add", "p", "staff", "store:1", "read"])
+    assert added.output == "added\n"
+    check = runner.invoke(args=["guard", "check", "bob", "store:1", "read", "--explain"])
+    assert (check.exit_code, check.output) == (0, "allow\nrule: staff, store:1, read\n")
+    assert runner.invoke(args=["guard", "role", "remove", "bob", "employee"]).output == "removed\n"
+    missing = runner.invoke(args=["guard", "role", "remove", "bob", "employee"])
+    assert (missing.exit_code, missing.output) == (1, "not present\n")
+    assert runner.invoke(args=["guard", "check", "bob", "store:1", "read"]).exit_code == 3
+    bad = runner.invoke(args=["guard", "policy", "add", "p", "only", "two"])
+    assert bad.exit_code == 1 and "take 3 values" in bad.output
+    cycle = runner.invoke(args=["guard", "role", "add", "staff", "employee"])
+    assert cycle.exit_code == 1 and "cycle" in cycle.output
+    domain = runner.invoke(args=["guard", "role", "add", "x", "y", "--domain", "t1"])
+    assert domain.exit_code == 1 and "no domain" in domain.output
+
+
+def test_import_export_with_progress(db_app: Flask, tmp_path: Any) -> None:
+    source = tmp_path / "big.csv"
+    source.write_text("".join(f"g, user{i}, employee\n" for i in range(12000)))
+    runner = db_app.test_cli_runner()
+    result = runner.invoke(args=["guard", "policy", "import", str(source)])
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("12000 rule(s) added\n")
+    target = tmp_path / "out.csv"
+    exported = runner.invoke(args=["guard", "policy", "export", str(target)])
+    assert exported.output == f"12000 rule(s) written to {target}\n"
+    assert target.read_text() == source.read_text()
+    broken = tmp_path / "broken.csv"
+    broken.write_text("g, a, b\n" * 10 + "g, lonely\n")
+    failed = runner.invoke(args=["guard", "policy", "import", "--replace", str(broken)])
+    assert failed.exit_code == 1 and "broken.csv, line 11" in failed.output
+    assert len(runner.invoke(args=["guard", "policy", "list"]).output.splitlines()) == 12000
+    replaced = runner.invoke(
+        args=["guard", "policy", "import", "--replace", str(source.parent / "out.csv")]
+    )
+    assert replaced.exit_code == 0

@@ -20,15 +20,17 @@ LAYERS = {
     "authn": 2,
     "params": 2,
     "store": 2,
+    "sync": 2,
     "authz": 3,
     "loading": 4,
     "pipeline": 4,
     "render": 4,
-    "cli": 5,
-    "state": 5,
-    "extension": 6,
-    "app": 7,
-    "__init__": 8,
+    "policies": 5,
+    "cli": 6,
+    "state": 6,
+    "extension": 7,
+    "app": 8,
+    "__init__": 9,
 }
 #: the only modules that may use the request-bound globals
 FLASK_GLOBALS = {"request", "g", "current_app", "session"}

@@ -136,14 +136,25 @@ def test_load_engine_policy_directory_is_refused(tmp_path: Path) -> None:
         load_engine(GuardSettings(policy="policy.csv"), str(tmp_path))
 
 
-@pytest.mark.parametrize(
-    "url", ["postgresql://user@localhost/db", "sqlite:///guard.db", "redis://x"]
-)
-def test_load_engine_refuses_database_urls(tmp_path: Path, url: str) -> None:
-    with pytest.raises(ConfigurationError, match="GUARD_POLICY"):
+def test_load_engine_from_a_sqlite_database_in_the_instance_folder(
+    tmp_path: Path, write_file: WriteFile
+) -> None:
+    seed = write_file("seed.csv", "g, alice, employee\np, employee, store:1, read\n")
+    settings = GuardSettings(policy="sqlite:///guard.db", policy_seed=seed)
+    engine = load_engine(settings, str(tmp_path), instance_path=str(tmp_path / "instance"))
+    assert (tmp_path / "instance" / "guard.db").is_file()
+    assert engine.enforce("alice", "store:1", "read")
+    assert policy_path(settings, str(tmp_path)) is None
+    # Seeding happens once, into an empty store: a second start does not duplicate rows.
+    again = load_engine(settings, str(tmp_path), instance_path=str(tmp_path / "instance"))
+    assert len(again.rows) == 2
+
+
+@pytest.mark.parametrize("url", ["redis://x", "nosuchdb://user:s3cret@host/db"])
+def test_load_engine_refuses_other_urls(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
         load_engine(GuardSettings(policy=url), str(tmp_path))
-    with pytest.raises(ConfigurationError):
-        policy_path(GuardSettings(policy=url), str(tmp_path))
+    assert "s3cret" not in str(info.value)
 
 
 def test_policy_path(tmp_path: Path) -> None:
@@ -202,11 +213,9 @@ def test_check_unsupported_accepts_plain_settings() -> None:
     check_unsupported(GuardSettings(policy="policy.csv"))
 
 
-def test_check_unsupported_refuses_a_watcher() -> None:
-    with pytest.raises(ConfigurationError, match="GUARD_WATCHER"):
-        check_unsupported(GuardSettings(watcher="redis://localhost"))
-
-
-def test_check_unsupported_refuses_a_policy_seed() -> None:
+def test_check_unsupported_refuses_a_seed_without_a_database() -> None:
     with pytest.raises(ConfigurationError, match="GUARD_POLICY_SEED"):
         check_unsupported(GuardSettings(policy_seed="seed.csv"))
+    with pytest.raises(ConfigurationError, match="GUARD_POLICY_SEED"):
+        check_unsupported(GuardSettings(policy="policy.csv", policy_seed="seed.csv"))
+    check_unsupported(GuardSettings(policy="sqlite:///x.db", policy_seed="seed.csv"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from flask import current_app
@@ -15,7 +16,10 @@ from .errors import GuardError
 from .pipeline import STATE_KEY, route_of
 
 if TYPE_CHECKING:
+    from .policies import PolicyManager
     from .state import AppState
+
+T = TypeVar("T")
 
 guard_cli = AppGroup("guard", help="Inspect and manage the Casbin guard.")
 policy_cli = AppGroup("policy", help="Read and validate the policy.")
@@ -71,12 +75,14 @@ def routes_command() -> None:
 @click.argument("user")
 @click.argument("obj")
 @click.argument("act")
+@click.option("--domain", help="The tenant, for models with domains.")
 @click.option("--explain", is_flag=True, help="Print the policy rule that decided.")
-def check_command(user: str, obj: str, act: str, explain: bool) -> None:
+def check_command(user: str, obj: str, act: str, domain: str | None, explain: bool) -> None:
     """Decide (USER, OBJ, ACT); exit status 0 allow, 3 deny."""
     engine = _state().holder.engine
+    request = (user, domain, obj, act) if domain is not None else (user, obj, act)
     try:
-        allowed, rule = engine.explain(user, obj, act)
+        allowed, rule = engine.explain(*request)
     except GuardError as error:
         raise click.ClickException(str(error)) from None
     click.echo("allow" if allowed else "deny")
@@ -105,18 +111,86 @@ def policy_validate_command() -> None:
     click.echo(f"ok: {len(engine.rows)} rule(s), request ({', '.join(engine.request_tokens)})")
 
 
+@policy_cli.command("add")
+@click.argument("ptype")
+@click.argument("values", nargs=-1, required=True)
+def policy_add_command(ptype: str, values: tuple[str, ...]) -> None:
+    """Add a rule: ``policy add p alice store:1 manager``."""
+    added = _change(lambda policies: policies.add(ptype, *values))
+    click.echo("added" if added else "already present")
+
+
+@policy_cli.command("remove")
+@click.argument("ptype")
+@click.argument("values", nargs=-1, required=True)
+def policy_remove_command(ptype: str, values: tuple[str, ...]) -> None:
+    """Remove exactly one rule: ``policy remove g alice employee``."""
+    removed = _change(lambda policies: policies.remove(ptype, *values))
+    click.echo("removed" if removed else "not present")
+    if not removed:
+        sys.exit(1)
+
+
+@policy_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--replace", is_flag=True, help="Replace the whole policy with the file's.")
+def policy_import_command(path: str, replace: bool) -> None:
+    """Load a policy CSV, all or nothing (streamed in batches into databases)."""
+    with open(path, encoding="utf-8") as stream:  # only to size the progress bar
+        total = sum(1 for line in stream if line.strip() and not line.lstrip().startswith("#"))
+    with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(count: int) -> None:
+            bar.update(count - done[0])
+            done[0] = count
+
+        added = _change(lambda policies: policies.import_csv(path, replace, progress))
+    click.echo(f"{added} rule(s) added")
+
+
+@policy_cli.command("export")
+@click.argument("path", type=click.Path(dir_okay=False))
+def policy_export_command(path: str) -> None:
+    """Write the policy to a CSV file."""
+    count = _change(lambda policies: policies.export_csv(path))
+    click.echo(f"{count} rule(s) written to {path}")
+
+
+@role_cli.command("add")
+@click.argument("user")
+@click.argument("role")
+@click.option("--domain", help="The tenant, for models with domains.")
+def role_add_command(user: str, role: str, domain: str | None) -> None:
+    """Give USER the role ROLE."""
+    added = _change(lambda policies: policies.add_role(user, role, domain))
+    click.echo("added" if added else "already present")
+
+
+@role_cli.command("remove")
+@click.argument("user")
+@click.argument("role")
+@click.option("--domain", help="The tenant, for models with domains.")
+def role_remove_command(user: str, role: str, domain: str | None) -> None:
+    """Take the role ROLE from USER."""
+    removed = _change(lambda policies: policies.remove_role(user, role, domain))
+    click.echo("removed" if removed else "not present")
+    if not removed:
+        sys.exit(1)
+
+
 @role_cli.command("list")
 @click.argument("user", required=False)
-def role_list_command(user: str | None) -> None:
+@click.option("--domain", help="The tenant, for models with domains.")
+def role_list_command(user: str | None, domain: str | None) -> None:
     """List role assignments, or the roles USER holds (transitively)."""
-    engine = _state().holder.engine
-    for row in engine.policy("g"):
-        if user is None:
-            click.echo(", ".join(row.values))
-    if user is not None:
-        for role in sorted(engine.roles):
-            if engine.has_role(user, role):
-                click.echo(role)
+    policies = _state().policies
+    if user is None:
+        for rule in policies.list("g"):
+            click.echo(", ".join(rule[1:]))
+        return
+    for role in policies.roles_for(user, domain):
+        click.echo(role)
 
 
 @guard_cli.command("token")
@@ -140,6 +214,13 @@ def hash_password_command(password_stdin: bool) -> None:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     click.echo(_state().guard.hash_password(password))
+
+
+def _change(action: Callable[[PolicyManager], T]) -> T:
+    try:
+        return action(_state().policies)
+    except GuardError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _duration(text: str) -> dt.timedelta:

@@ -35,6 +35,7 @@ from .pipeline import (
     route_of,
     run,
 )
+from .policies import PolicyManager
 from .render import Renderer, render_html, render_json
 from .state import AppState
 from .types import ObjectLoader, PasswordGetter
@@ -190,6 +191,11 @@ class CasbinGuard:
             return None
         identity = current_identity(self._state())
         return identity.login if identity is not None else None
+
+    @property
+    def policies(self) -> PolicyManager:
+        """Read and change the policy: persisted, applied atomically, announced to others."""
+        return self._state().policies
 
     def enforce(self, sub: Any, *args: Any) -> bool:
         """pycasbin's decision for ``(sub, *args)`` in ``request_definition`` order."""

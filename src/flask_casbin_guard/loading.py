@@ -1,4 +1,4 @@
-"""Build a :class:`PolicyEngine` from the ``GUARD_MODEL`` / ``GUARD_POLICY`` settings."""
+"""Open the policy store and build engines from the ``GUARD_MODEL`` / ``GUARD_POLICY`` settings."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from typing import Any
 
 from .authz.engine import PolicyEngine, model_arities, parse_model
 from .config import GuardSettings
-from .errors import ConfigurationError, PolicyError
+from .errors import ConfigurationError
+from .store.base import PolicyStore
 from .store.csv import read_policy_file
+from .store.csvstore import CsvStore
+from .store.database import DatabaseStore
 
 log = logging.getLogger("flask_casbin_guard")
 
@@ -34,41 +37,73 @@ def read_model(source: str | None, root_path: str) -> tuple[str, str]:
         raise ConfigurationError(f"GUARD_MODEL: cannot read {str(path)!r}: {error}") from None
 
 
+def is_database(policy: str | None) -> bool:
+    return policy is not None and "://" in policy
+
+
 def policy_path(settings: GuardSettings, root_path: str) -> Path | None:
-    """The CSV file ``GUARD_POLICY`` names, or ``None`` for an empty policy."""
-    if settings.policy is None:
+    """The CSV file ``GUARD_POLICY`` names, or ``None`` (empty policy, or a database)."""
+    if settings.policy is None or is_database(settings.policy):
         return None
-    if "://" in settings.policy:
-        raise ConfigurationError(
-            "GUARD_POLICY: database policy stores are not available in this version; "
-            "give the path of a CSV file"
-        )
     return Path(root_path, settings.policy)
 
 
+def database_url(url: str, instance_path: str) -> str:
+    """Relative SQLite paths live in the app's instance folder, as with Flask-SQLAlchemy."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url != prefix and not url[len(prefix) :].startswith("/"):
+        relative = url[len(prefix) :]
+        if relative != ":memory:" and not relative.startswith("file:"):
+            Path(instance_path).mkdir(parents=True, exist_ok=True)
+            return prefix + str(Path(instance_path, relative))
+    return url
+
+
 def check_unsupported(settings: GuardSettings) -> None:
-    """Refuse settings this version cannot honour rather than silently ignoring them."""
-    if settings.watcher is not None:
-        raise ConfigurationError("GUARD_WATCHER needs a database policy store (not available yet)")
+    """Refuse settings that cannot work together rather than silently ignoring them."""
+    if settings.policy_seed is not None and not is_database(settings.policy):
+        raise ConfigurationError("GUARD_POLICY_SEED needs a database GUARD_POLICY")
+
+
+def open_store(
+    settings: GuardSettings, arities: Mapping[str, int], root_path: str, instance_path: str
+) -> PolicyStore | None:
+    """The store ``GUARD_POLICY`` names (seeded once when empty), or ``None`` for no policy."""
+    if settings.policy is None:
+        log.warning("GUARD_POLICY is not set: the policy is empty and every Casbin check denies")
+        return None
+    if not is_database(settings.policy):
+        return CsvStore(Path(root_path, settings.policy), arities)
+    store = DatabaseStore(database_url(settings.policy, instance_path), arities)
     if settings.policy_seed is not None:
-        raise ConfigurationError("GUARD_POLICY_SEED needs a database policy store")
+        _seed(store, Path(root_path, settings.policy_seed), arities)
+    return store
+
+
+def _seed(store: DatabaseStore, path: Path, arities: Mapping[str, int]) -> None:
+    # Only an empty store that was never written to: a policy emptied on purpose stays empty.
+    # Two processes seeding at once are harmless: the import skips rows already stored.
+    if store.version() == 0 and not store.export():
+        added = store.import_rows(read_policy_file(path, arities))
+        log.info("seeded the policy store with %d rule(s) from %s", added, path.name)
 
 
 def load_engine(
     settings: GuardSettings,
     root_path: str,
     functions: Mapping[str, Callable[..., Any]] | None = None,
+    instance_path: str | None = None,
 ) -> PolicyEngine:
-    """Read and validate the model and the policy.
+    """Read and validate the model and the policy, wherever the policy is stored.
 
-    :raises PolicyError: naming the file and line of the first invalid row.
+    :raises PolicyError: naming the file and line (or table and id) of the first invalid row.
     """
     text, source = read_model(settings.model, root_path)
     arities = model_arities(parse_model(text, source))
-    path = policy_path(settings, root_path)
-    if path is not None and not path.is_file():
-        raise PolicyError(f"GUARD_POLICY: no policy file at {str(path)!r}")
-    if path is None:
-        log.warning("GUARD_POLICY is not set: the policy is empty and every Casbin check denies")
-    rows = read_policy_file(path, arities) if path is not None else []
+    store = open_store(settings, arities, root_path, instance_path or root_path)
+    try:
+        rows = store.load_versioned(arities)[1] if store is not None else []
+    finally:
+        if store is not None:
+            store.close()
     return PolicyEngine(text, rows, source=source, functions=functions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from flask import Flask
@@ -11,12 +12,13 @@ from werkzeug.wrappers import Request
 from .authn.bearer import BearerScheme
 from .authn.chain import AuthChain
 from .authn.registry import PASSWORD_SCHEMES, build_schemes
-from .authz.engine import EngineHolder
+from .authz.engine import EngineHolder, PolicyEngine, model_arities, parse_model
 from .config import GuardSettings
 from .errors import ConfigurationError
 from .identity import Identity
-from .loading import check_unsupported, load_engine
+from .loading import check_unsupported, open_store, read_model
 from .pipeline import GuardedRoute
+from .policies import PolicyManager
 from .types import PasswordGetter
 
 if TYPE_CHECKING:
@@ -30,9 +32,11 @@ class AppState:
         self.guard = guard
         self.config = app.config
         self.root_path = app.root_path
+        self.instance_path = app.instance_path
         self.app_name = app.name
         self._settings: GuardSettings | None = None
         self._holder: EngineHolder | None = None
+        self._policies: PolicyManager | None = None
         self._chain: AuthChain | None = None
         self._bearer: BearerScheme | None = None
         self._ready = False
@@ -48,7 +52,17 @@ class AppState:
                 return
             settings = GuardSettings.from_mapping(self.config, self.guard.options)
             check_unsupported(settings)
-            holder = EngineHolder(load_engine(settings, self.root_path, self.guard.functions))
+            text, source = read_model(settings.model, self.root_path)
+            arities = model_arities(parse_model(text, source))
+            store = open_store(settings, arities, self.root_path, self.instance_path)
+            if store is not None:
+                # The store's pooled connections close when this app's state goes away.
+                weakref.finalize(self, store.close)
+            version, rows = store.load_versioned(arities) if store is not None else (None, [])
+            engine = PolicyEngine(text, rows, source=source, functions=self.guard.functions)
+            holder = EngineHolder(engine)
+            policies = PolicyManager(text, source, store, holder, self.guard.functions)
+            policies.version = version
             realm = settings.realm or self.app_name
             bearer = None
             if "bearer" in settings.auth or settings.jwt_secret or settings.jwt_public_key:
@@ -64,7 +78,8 @@ class AppState:
                 rehash=self._store_rehash,
             )
             self._chain = AuthChain(schemes)
-            self._bearer, self._holder, self._settings = bearer, holder, settings
+            self._bearer, self._holder, self._policies = bearer, holder, policies
+            self._settings = settings
 
     def ensure_ready(self) -> None:
         """:meth:`prepare`, plus the checks that must wait for decorators registered later."""
@@ -92,6 +107,12 @@ class AppState:
         self.prepare()
         assert self._holder is not None  # noqa: S101 - set by prepare(), for mypy only
         return self._holder
+
+    @property
+    def policies(self) -> PolicyManager:
+        self.prepare()
+        assert self._policies is not None  # noqa: S101 - set by prepare(), for mypy only
+        return self._policies
 
     @property
     def bearer(self) -> BearerScheme:
@@ -131,6 +152,5 @@ class AppState:
         return self._chain.authenticate(req, schemes)
 
     def reload_policy(self) -> None:
-        """Re-read model and policy, then swap; on any error the current policy stays."""
-        engine = load_engine(self.settings, self.root_path, self.guard.functions)
-        self.holder.swap(engine)
+        """Re-read the policy from its store, then swap; on any error the current one stays."""
+        self.policies.reload(force=True)

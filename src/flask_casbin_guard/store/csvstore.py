@@ -1,0 +1,171 @@
+"""A policy CSV file as a store: read strictly, changed in place, written atomically.
+
+Changes keep the file's comments and order: removed rows lose their line, added rows are
+appended. The new file is written beside the old one and renamed over it, so a reader (or a
+crash) never sees half a file. One process should write a given file; several processes sharing
+policies should use a database store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from ..errors import PolicyError
+from .csv import PolicyRow, check_row, parse_policy, split_line
+
+
+class CsvStore:
+    """Rows of the Casbin CSV file at ``path`` (created empty when ``create`` and missing)."""
+
+    def __init__(
+        self, path: str | Path, arities: Mapping[str, int], *, create: bool = False
+    ) -> None:
+        self.path = Path(path)
+        self.url = str(self.path)
+        self.arities = dict(arities)
+        self._lock = threading.Lock()
+        if create and not self.path.exists():
+            self._write([])
+        if not self.path.is_file():
+            raise PolicyError(f"GUARD_POLICY: no policy file at {self.url!r}")
+
+    def close(self) -> None:
+        """Nothing to release: every operation opens the file itself."""
+
+    def version(self) -> int:
+        """A hash of the file's bytes: it changes when anyone edits the file."""
+        return _digest(self._read_bytes())
+
+    def load_versioned(
+        self, arities: Mapping[str, int] | None = None
+    ) -> tuple[int, list[PolicyRow]]:
+        data = self._read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise PolicyError(f"{self.url}: not UTF-8 text", original_error=error) from None
+        rows = parse_policy(text.split("\n"), arities or self.arities, self.url)
+        return _digest(data), rows
+
+    def load(self, arities: Mapping[str, int] | None = None) -> list[PolicyRow]:
+        return self.load_versioned(arities)[1]
+
+    def export(self) -> list[PolicyRow]:
+        return self.load()
+
+    def add(self, rows: Iterable[PolicyRow]) -> list[PolicyRow]:
+        """Append the rows not in the file yet; return them."""
+        batch = self._checked(rows)
+        with self._lock:
+            lines = self._lines()
+            present = {row for _, row in _parsed(lines)}
+            added = [row for row in dict.fromkeys(batch) if row not in present]
+            if added:
+                self._write(lines + [_line(row) for row in added])
+        return added
+
+    def remove(self, rows: Iterable[PolicyRow]) -> list[PolicyRow]:
+        """Drop every line holding one of exactly these rows; return those found."""
+        targets = set(self._checked(rows))
+        with self._lock:
+            lines = self._lines()
+            found = {row for _, row in _parsed(lines) if row in targets}
+            if found:
+                kept = [line for line, row in _with_rows(lines) if row not in found]
+                self._write(kept)
+        return [row for row in dict.fromkeys(targets) if row in found]
+
+    def replace_all(self, rows: Iterable[PolicyRow]) -> int:
+        batch = list(dict.fromkeys(self._checked(rows)))
+        with self._lock:
+            self._write([_line(row) for row in batch])
+        return len(batch)
+
+    def import_rows(
+        self,
+        rows: Iterable[PolicyRow],
+        batch_size: int = 5000,
+        replace: bool = False,
+        progress: Callable[[int], object] | None = None,
+    ) -> int:
+        """All or nothing: every row is checked before the file is rewritten once."""
+        checked: list[PolicyRow] = []
+        for index, row in enumerate(rows, start=1):
+            checked.append(self._check(row, index))
+            if progress is not None and index % batch_size == 0:
+                progress(index)
+        if progress is not None:
+            progress(len(checked))
+        if replace:
+            return self.replace_all(checked)
+        return len(self.add(checked))
+
+    def _checked(self, rows: Iterable[PolicyRow]) -> list[PolicyRow]:
+        return [self._check(row, index) for index, row in enumerate(rows, start=1)]
+
+    def _check(self, row: PolicyRow, index: int) -> PolicyRow:
+        try:
+            return check_row(row.ptype, row.values, self.arities)
+        except ValueError as error:
+            raise PolicyError(f"row {index} ({row.ptype}): {error}") from None
+
+    def _read_bytes(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except OSError as error:
+            raise PolicyError(f"cannot read {self.url!r}: {error}", original_error=error) from None
+
+    def _lines(self) -> list[str]:
+        text = self._read_bytes().decode("utf-8", "strict")
+        return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+
+    def _write(self, lines: list[str]) -> None:
+        directory = self.path.parent
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=".policy-", dir=directory)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                    stream.write("".join(line + "\n" for line in lines))
+                    stream.flush()
+                    os.fsync(stream.fileno())
+                if self.path.exists():
+                    os.chmod(temporary, self.path.stat().st_mode & 0o777)
+                os.replace(temporary, self.path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        except OSError as error:
+            raise PolicyError(f"cannot write {self.url!r}: {error}", original_error=error) from None
+
+
+def _digest(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def _line(row: PolicyRow) -> str:
+    return ", ".join((row.ptype, *row.values))
+
+
+def _with_rows(lines: list[str]) -> list[tuple[str, PolicyRow | None]]:
+    """Each line with the row it holds (``None`` for comments, blanks and unparsable lines)."""
+    result: list[tuple[str, PolicyRow | None]] = []
+    for line in lines:
+        stripped = line.strip()
+        row = None
+        if stripped and not stripped.startswith("#"):
+            try:
+                tokens = split_line(stripped)
+                row = PolicyRow(tokens[0], tuple(tokens[1:]))
+            except ValueError:
+                row = None
+        result.append((line, row))
+    return result
+
+
+def _parsed(lines: list[str]) -> list[tuple[str, PolicyRow]]:
+    return [(line, row) for line, row in _with_rows(lines) if row is not None]
