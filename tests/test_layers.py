@@ -30,7 +30,8 @@ LAYERS = {
     "state": 6,
     "extension": 7,
     "app": 8,
-    "__init__": 9,
+    "admin": 9,
+    "__init__": 10,
 }
 #: the only modules that may use the request-bound globals
 FLASK_GLOBALS = {"request", "g", "current_app", "session"}
