@@ -8,7 +8,8 @@ from .app import create_app
 
 EXAMPLES = """
 acme is running on {base} (Ctrl-C stops it). Demo users: alice/alice-pass (employee,
-manager of store 1), bob/bob-pass (employee, manager of store 2), carol/carol-pass (auditor).
+manager of store 1, policy admin), bob/bob-pass (employee, manager of store 2), carol/carol-pass
+(auditor). Policy: {rules} rules in examples/acme/instance/acme.db (SQLite, seeded from policy.csv).
 
   curl -i {base}/                                           # 200 OPEN
   curl -i {base}/store                                      # 401 no credentials
@@ -23,6 +24,8 @@ manager of store 1), bob/bob-pass (employee, manager of store 2), carol/carol-pa
   curl -i -u carol:carol-pass '{base}/reports?day=2026-11-22'  # 200 ROUTE allowed for auditors
   curl -i -u bob:bob-pass {base}/reports                    # 403 ROUTE denied
   curl -i -u alice:alice-pass -X DELETE {base}/store/1      # 403 CLOSE
+  curl -i -u alice:alice-pass {base}/guard/roles/bob        # 200 admin API (alice is policy_admin)
+  curl -i -u bob:bob-pass {base}/guard/policies             # 403 admin API for admins only
   TOKEN=$(curl -s -u alice:alice-pass -X POST {base}/login | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   curl -i -H "Authorization: Bearer $TOKEN" {base}/whoami   # 200 with a JWT
 """
@@ -32,7 +35,9 @@ def main() -> None:
     host = "127.0.0.1"
     port = int(os.environ.get("ACME_PORT", "5000"))
     app = create_app()
-    print(EXAMPLES.format(base=f"http://{host}:{port}"), flush=True)
+    with app.app_context():  # load (and on first start, seed) the policy now, not at a request
+        rules = len(app.guard.policies.list())
+    print(EXAMPLES.format(base=f"http://{host}:{port}", rules=rules), flush=True)
     app.run(host=host, port=port, threaded=True)
 
 

@@ -1,8 +1,11 @@
 """acme: the seed application of flask_casbin_guard.
 
 Employees list stores; the manager of a store changes its stock; auditors read reports.
-Run it with ``make demo`` (or ``python -m examples.acme``) from the repository root; under
-gunicorn: ``gunicorn -b 127.0.0.1:8000 'examples.acme.app:create_app()'``.
+Policies live in an SQLite database (``instance/acme.db``, seeded from ``policy.csv`` on first
+start; ``ACME_POLICY`` may name another SQLAlchemy URL) and can be changed while it runs with
+``flask --app 'examples.acme.app:create_app()' guard role add ...`` or the admin API under
+``/guard``. Run it with ``make demo`` (or ``python -m examples.acme``) from the repository
+root; under gunicorn: ``gunicorn -b 127.0.0.1:8000 'examples.acme.app:create_app()'``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flask_casbin_guard import CurrentUser, Flask, current_user
+from flask_casbin_guard.admin import admin_blueprint
 
 HERE = Path(__file__).parent
 log = logging.getLogger("acme")
@@ -48,7 +52,7 @@ def load_users(path: Path = HERE / "users.json") -> dict[str, str]:
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    app = Flask("acme", root_path=str(HERE))
+    app = Flask("acme", root_path=str(HERE), instance_path=str(HERE / "instance"))
     users = load_users()
     secret = os.environ.get("ACME_JWT_SECRET")
     if secret is None:
@@ -57,13 +61,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         log.warning("ACME_JWT_SECRET is not set: using a random secret for this run")
     app.config.update(
         GUARD_MODEL="model.conf",
-        GUARD_POLICY="policy.csv",
+        # The embedded SQLite default (instance/acme.db), seeded from policy.csv when empty.
+        GUARD_POLICY=os.environ.get("ACME_POLICY", "sqlite:///acme.db"),
+        GUARD_POLICY_SEED="policy.csv",
         GUARD_AUTH=["bearer", "basic"],
         GUARD_GET_USER_PASS=users.get,
         GUARD_JWT_SECRET=secret,
     )
     app.config.update(config or {})
     register_routes(app)
+    app.register_blueprint(admin_blueprint(authorize="policy_admin"), url_prefix="/guard")
     return app
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from examples.acme.app import STORES, create_app
 from flask.testing import FlaskClient
@@ -14,8 +16,10 @@ CAROL = basic("carol", "carol-pass")
 
 
 @pytest.fixture
-def client() -> FlaskClient:
-    return create_app({"TESTING": True}).test_client()
+def client(tmp_path: Path) -> FlaskClient:
+    # Each test on its own database, seeded from policy.csv: the demo's own file is untouched.
+    config = {"TESTING": True, "GUARD_POLICY": f"sqlite:///{tmp_path / 'acme.db'}"}
+    return create_app(config).test_client()
 
 
 def test_open_and_anonymous(client: FlaskClient) -> None:
@@ -76,6 +80,17 @@ def test_reports_by_route_permission(client: FlaskClient) -> None:
     assert client.get("/reports", headers=CAROL).status_code == 200
     assert client.head("/reports", headers=CAROL).status_code == 200
     assert client.get("/reports", headers=ALICE).status_code == 403
+
+
+def test_admin_api_changes_take_effect_at_once(client: FlaskClient) -> None:
+    assert client.get("/store", headers=CAROL).status_code == 403
+    grant = client.post("/guard/roles", json={"user": "carol", "role": "employee"}, headers=ALICE)
+    assert grant.status_code == 201
+    assert client.get("/store", headers=CAROL).status_code == 200
+    assert (
+        client.post("/guard/roles", json={"user": "bob", "role": "x"}, headers=BOB).status_code
+        == 403
+    )
 
 
 def test_closed_route(client: FlaskClient) -> None:

@@ -62,7 +62,11 @@ def test_printed_curl_examples_give_the_statuses_they_claim(tmp_path: Path) -> N
         process = subprocess.Popen(
             [sys.executable, "-m", "examples.acme"],
             cwd=ROOT,
-            env={**os.environ, "ACME_PORT": str(port)},
+            env={
+                **os.environ,
+                "ACME_PORT": str(port),
+                "ACME_POLICY": f"sqlite:///{tmp_path / 'acme.db'}",
+            },
             stdout=output,
             stderr=subprocess.STDOUT,
         )
