@@ -213,6 +213,11 @@ def test_check_unsupported_accepts_plain_settings() -> None:
     check_unsupported(GuardSettings(policy="policy.csv"))
 
 
+def test_check_unsupported_refuses_a_watcher_for_now() -> None:
+    with pytest.raises(ConfigurationError, match="GUARD_WATCHER"):
+        check_unsupported(GuardSettings(watcher="redis://localhost"))
+
+
 def test_check_unsupported_refuses_a_seed_without_a_database() -> None:
     with pytest.raises(ConfigurationError, match="GUARD_POLICY_SEED"):
         check_unsupported(GuardSettings(policy_seed="seed.csv"))
