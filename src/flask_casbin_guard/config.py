@@ -55,8 +55,10 @@ class GuardSettings:
     jwt_expires: timedelta = timedelta(hours=1)
     #: clock skew tolerated on ``exp``/``nbf``/``iat``
     jwt_leeway: timedelta = timedelta(seconds=10)
-    #: how other processes learn of policy changes (database stores only)
+    #: how other processes learn of policy changes (database stores only; default: polling)
     watcher: str | None = None
+    #: seconds between two reads of the store's version (the bound on a lost notification)
+    watcher_interval: float = 5.0
     #: declaration applied to routes registered without one (``None``: refuse them)
     default_authorize: Any = None
     #: roles given to users created through the user store
@@ -200,6 +202,12 @@ def _any(name: str, value: Any) -> Any:
     return value
 
 
+def _interval(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.05 <= value <= 3600:
+        raise ConfigurationError(f"{_key(name)} must be a number of seconds from 0.05 to 3600")
+    return float(value)
+
+
 def _str(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigurationError(f"{_key(name)} must be a string")
@@ -226,6 +234,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "jwt_expires": _expires,
     "jwt_leeway": _leeway,
     "watcher": _opt_str,
+    "watcher_interval": _interval,
     "default_authorize": _any,
     "default_roles": _names,
     "mode": _mode,

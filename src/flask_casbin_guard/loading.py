@@ -63,8 +63,8 @@ def check_unsupported(settings: GuardSettings) -> None:
     """Refuse settings that cannot work together rather than silently ignoring them."""
     if settings.policy_seed is not None and not is_database(settings.policy):
         raise ConfigurationError("GUARD_POLICY_SEED needs a database GUARD_POLICY")
-    if settings.watcher is not None:
-        raise ConfigurationError("GUARD_WATCHER is not available in this version")
+    if settings.watcher is not None and not is_database(settings.policy):
+        raise ConfigurationError("GUARD_WATCHER needs a database GUARD_POLICY")
 
 
 def open_store(

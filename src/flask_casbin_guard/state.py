@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flask import Flask
@@ -14,15 +16,19 @@ from .authn.chain import AuthChain
 from .authn.registry import PASSWORD_SCHEMES, build_schemes
 from .authz.engine import EngineHolder, PolicyEngine, model_arities, parse_model
 from .config import GuardSettings
-from .errors import ConfigurationError
+from .errors import ConfigurationError, GuardError
 from .identity import Identity
 from .loading import check_unsupported, open_store, read_model
 from .pipeline import GuardedRoute
 from .policies import PolicyManager
+from .store.database import DatabaseStore
+from .sync.base import Watcher, make_watcher
 from .types import PasswordGetter
 
 if TYPE_CHECKING:
     from .extension import CasbinGuard
+
+log = logging.getLogger("flask_casbin_guard")
 
 
 class AppState:
@@ -37,6 +43,9 @@ class AppState:
         self._settings: GuardSettings | None = None
         self._holder: EngineHolder | None = None
         self._policies: PolicyManager | None = None
+        self._watcher: Watcher | None = None
+        self._failed_version: int | None = None
+        self._watch_callback: Callable[[int | None], None] = self._on_change
         self._chain: AuthChain | None = None
         self._bearer: BearerScheme | None = None
         self._ready = False
@@ -63,6 +72,18 @@ class AppState:
             holder = EngineHolder(engine)
             policies = PolicyManager(text, source, store, holder, self.guard.functions)
             policies.version = version
+            watcher = None
+            if isinstance(store, DatabaseStore):
+                # Without GUARD_WATCHER a database store is still polled: processes sharing it
+                # would otherwise never see each other's changes.
+                spec = settings.watcher or "poll"
+                watcher = make_watcher(
+                    spec, version=store.version, interval=settings.watcher_interval
+                )
+                policies.notify = watcher.notify
+                # The watcher's thread must not keep this state (and its app) alive.
+                weakref.finalize(self, watcher.stop, 1.0)
+                self._watch_callback = _weak_callback(self)
             realm = settings.realm or self.app_name
             bearer = None
             if "bearer" in settings.auth or settings.jwt_secret or settings.jwt_public_key:
@@ -79,10 +100,17 @@ class AppState:
             )
             self._chain = AuthChain(schemes)
             self._bearer, self._holder, self._policies = bearer, holder, policies
+            self._watcher = watcher
             self._settings = settings
 
     def ensure_ready(self) -> None:
-        """:meth:`prepare`, plus the checks that must wait for decorators registered later."""
+        """:meth:`prepare`, plus the checks that must wait for decorators registered later.
+
+        Also starts the change watcher in this process: here, at a request, it runs in each
+        gunicorn worker after the fork, never in the master (``start`` is cheap once running).
+        """
+        if self._watcher is not None:
+            self._watcher.start(self._watch_callback)
         if self._ready:
             return
         with self._lock:
@@ -151,6 +179,32 @@ class AppState:
                 )
         return self._chain.authenticate(req, schemes)
 
+    def _on_change(self, version: int | None) -> None:
+        """Another process changed the policy: rebuild off to the side and swap."""
+        policies = self.policies
+        if version is not None and version == policies.version:
+            return  # our own write, or one already loaded
+        try:
+            policies.reload()
+            self._failed_version = None
+        except GuardError as error:
+            # The last good policy stays in force; say so once per bad version, not per poll.
+            if self._failed_version != version or version is None:
+                log.error("policy reload failed, keeping the previous policy: %s", error)
+            self._failed_version = version
+
     def reload_policy(self) -> None:
         """Re-read the policy from its store, then swap; on any error the current one stays."""
         self.policies.reload(force=True)
+
+
+def _weak_callback(state: AppState) -> Callable[[int | None], None]:
+    """``state._on_change`` through a weak reference: a no-op once the state is gone."""
+    ref = weakref.ref(state)
+
+    def on_change(version: int | None) -> None:
+        alive = ref()
+        if alive is not None:
+            alive._on_change(version)
+
+    return on_change
