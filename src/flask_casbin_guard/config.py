@@ -67,6 +67,8 @@ class GuardSettings:
     mode: str = "prod"
     #: whether Flask's ``static`` endpoints are open to everyone
     open_static: bool = True
+    #: where the tenant (Casbin domain) of a request comes from, for models with domains
+    tenant: Any = None
     #: realm named in ``WWW-Authenticate`` challenges (default: the app's name)
     realm: str | None = None
     #: form/JSON field names read by the ``param`` scheme
@@ -240,6 +242,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "mode": _mode,
     "open_static": _bool,
     "realm": _opt_str,
+    "tenant": _any,
     "param_user": _opt_str,
     "param_password": _opt_str,
     "trusted_proxies": lambda n, v: _names(n, v) if v else (),

@@ -190,22 +190,33 @@ def known_login() -> str | None:
     return next((identity.login for identity in memo.values() if identity is not None), None)
 
 
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    """Who asks, under which engine and tenant: what every Casbin check of a request needs."""
+
+    engine: PolicyEngine
+    route: GuardedRoute
+    login: str
+    #: the request's tenant (Casbin domain) for models with domains, else ``None``
+    tenant: str | None
+
+
 def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     state = current_state()
     state.ensure_ready()
     declaration = route.declaration
     if declaration.close:
         raise AccessDenied(f"{route.endpoint}: closed route")
-    login = ""
     # One engine for the whole request, even if a reload swaps another in meanwhile.
-    engine = state.holder.engine
+    caller = _Caller(state.holder.engine, route, "", None)
     if declaration.needs_user:
         identity = current_identity(state, route.authn)
         if identity is None:
             raise AuthenticationRequired(f"{route.endpoint}: no credentials")
-        login = identity.login
         if declaration.uses_policy:
-            _check_route_level(engine, route, login)
+            tenant = _tenant(state, caller.engine, view_args, identity)
+            caller = _Caller(caller.engine, route, identity.login, tenant)
+            _check_route_level(caller)
     if route.plan.params:
         values, issues = bind(route.plan, view_args, request)
         if issues:
@@ -215,64 +226,74 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     if not view_args.keys() <= route.plan.names and not route.plan.var_keyword:
         check_path_params(route.plan, route.endpoint, list(view_args))
     for permission in declaration.objects:
-        _check_object(state, engine, route, login, permission, values[permission.param])
+        _check_object(state, caller, permission, values[permission.param])
     view = current_app.ensure_sync(route.view) if route.is_async else route.view
     return view(**values)
 
 
-def _check_route_level(engine: PolicyEngine, route: GuardedRoute, login: str) -> None:
+def _tenant(
+    state: AppState, engine: PolicyEngine, view_args: dict[str, Any], identity: Identity
+) -> str | None:
+    if len(engine.request_tokens) != 4 and engine.arities.get("g") != 3:
+        return None  # no domains in this model
+    if state.tenants is None:
+        raise ConfigurationError(
+            "the Casbin model has domains: set GUARD_TENANT to say where a request's tenant is"
+        )
+    return state.tenants.resolve(request, view_args, identity)
+
+
+def _check_route_level(caller: _Caller) -> None:
+    engine, route, login = caller.engine, caller.route, caller.login
     declaration = route.declaration
     if login in engine.roles or login in declaration.roles:
         # Casbin cannot tell user "admin" from role "admin": such a login gets no rights at all.
         raise AccessDenied(f"{route.endpoint}: login {login!r} collides with a role name")
-    if declaration.roles and not engine.has_roles:
+    if declaration.roles and engine.arities.get("g") not in (2, 3):
         raise ConfigurationError(
-            f"endpoint {route.endpoint!r} declares roles but the Casbin model has no 'g = _, _'"
+            f"endpoint {route.endpoint!r} declares roles but the Casbin model has no 'g' roles"
         )
     for role in declaration.roles:
-        if not engine.has_role(login, role):
+        if not engine.has_role(login, role, caller.tenant):
             raise AccessDenied(f"{route.endpoint}: {login!r} lacks role {role!r}")
     if declaration.route:
         rule = request.url_rule.rule if request.url_rule else request.path
         method = "GET" if request.method == "HEAD" else request.method
-        _decide(engine, route, login, rule, method)
+        _decide(caller, rule, method)
 
 
 def _check_object(
-    state: AppState,
-    engine: PolicyEngine,
-    route: GuardedRoute,
-    login: str,
-    permission: ObjectPermission,
-    value: Any,
+    state: AppState, caller: _Caller, permission: ObjectPermission, value: Any
 ) -> None:
     loader = state.guard.object_loaders.get(permission.type)
     if loader is not None:
         target = loader(value)
         if target is None:
-            raise ObjectNotFound(f"{route.endpoint}: no {permission.type} {value!r}")
+            raise ObjectNotFound(f"{caller.route.endpoint}: no {permission.type} {value!r}")
     else:
         text = str(value)
         if not text.isprintable():
-            raise AccessDenied(f"{route.endpoint}: unprintable object value")
+            raise AccessDenied(f"{caller.route.endpoint}: unprintable object value")
         target = f"{permission.type}:{text}"
-    _decide(engine, route, login, target, permission.action)
+    _decide(caller, target, permission.action)
 
 
-def _decide(engine: PolicyEngine, route: GuardedRoute, login: str, obj: Any, act: str) -> None:
-    if len(engine.request_tokens) != 3:
+def _decide(caller: _Caller, obj: Any, act: str) -> None:
+    engine, endpoint, login = caller.engine, caller.route.endpoint, caller.login
+    rvals = (login, obj, act) if caller.tenant is None else (login, caller.tenant, obj, act)
+    if len(engine.request_tokens) != len(rvals):
         raise ConfigurationError(
-            f"endpoint {route.endpoint!r}: route and object permissions need a model whose "
-            f"request is (sub, obj, act); this one has {engine.request_tokens}"
+            f"endpoint {endpoint!r}: route and object permissions need a model whose request "
+            f"is (sub, obj, act) or (sub, dom, obj, act); this one has {engine.request_tokens}"
         )
     try:
-        allowed, rule = engine.explain(login, obj, act)
+        allowed, rule = engine.explain(*rvals)
     except PolicyError as error:
         # Logged once, by the error renderer; the message names the failure, not the policy.
-        raise PolicyUnavailable(f"{route.endpoint}: {error}") from None
+        raise PolicyUnavailable(f"{endpoint}: {error}") from None
     if not allowed:
         because = f" (rule: {', '.join(rule)})" if rule else ""
-        raise AccessDenied(f"{route.endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
+        raise AccessDenied(f"{endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
 
 
 def builtin_providers(guard: Any) -> dict[Any, Provider]:

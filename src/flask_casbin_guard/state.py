@@ -15,6 +15,7 @@ from .authn.bearer import BearerScheme
 from .authn.chain import AuthChain
 from .authn.registry import PASSWORD_SCHEMES, build_schemes
 from .authz.engine import EngineHolder, PolicyEngine, model_arities, parse_model
+from .authz.tenants import TenantResolver
 from .config import GuardSettings
 from .errors import ConfigurationError, GuardError
 from .identity import Identity
@@ -43,6 +44,8 @@ class AppState:
         self._settings: GuardSettings | None = None
         self._holder: EngineHolder | None = None
         self._policies: PolicyManager | None = None
+        #: where a request's tenant comes from (``GUARD_TENANT``), for models with domains
+        self.tenants: TenantResolver | None = None
         self._watcher: Watcher | None = None
         self._failed_version: int | None = None
         self._watch_callback: Callable[[int | None], None] = self._on_change
@@ -101,6 +104,7 @@ class AppState:
             self._chain = AuthChain(schemes)
             self._bearer, self._holder, self._policies = bearer, holder, policies
             self._watcher = watcher
+            self.tenants = TenantResolver(settings.tenant) if settings.tenant else None
             self._settings = settings
 
     def ensure_ready(self) -> None:
