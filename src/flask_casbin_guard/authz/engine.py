@@ -139,14 +139,19 @@ class PolicyEngine:
             ) from None
         return bool(allowed), tuple(rule)
 
-    def has_role(self, user: str, role: str) -> bool:
-        """Whether ``user`` holds ``role`` through ``g`` links, transitively."""
-        if not self.has_roles or user not in self._members or role not in self.roles:
+    def has_role(self, user: str, role: str, domain: str | None = None) -> bool:
+        """Whether ``user`` holds ``role`` through ``g`` links, transitively.
+
+        :param domain: for models with ``g = _, _, _``: the domain of the links.
+        """
+        wanted = 2 if domain is None else 3
+        if self.arities.get("g") != wanted or user not in self._members or role not in self.roles:
             # Asking pycasbin about an unknown name would create a role entry for it: memory
             # would grow with every unknown login or role.
             return False
         with self._lock:
-            return bool(self._enforcer.get_role_manager().has_link(user, role))
+            manager = self._enforcer.get_role_manager()
+            return bool(manager.has_link(user, role, *([domain] if domain else [])))
 
     def policy(self, ptype: str | None = None) -> list[PolicyRow]:
         return [row for row in self.rows if ptype is None or row.ptype == ptype]
