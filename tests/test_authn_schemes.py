@@ -235,7 +235,7 @@ def test_registry_builds_in_order() -> None:
 @pytest.mark.parametrize(
     ("auth", "testing", "fragment"),
     [
-        (["session"], True, "not available yet"),
+        (["session"], True, "needs the app's session"),
         (["apikey"], True, "not available yet"),
         (["kerberos"], True, "unknown authentication scheme 'kerberos'"),
         (["fake"], False, "app.testing"),

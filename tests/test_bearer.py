@@ -186,8 +186,9 @@ def test_create_token_round_trip(scheme: BearerScheme) -> None:
     assert claims["sub"] == "alice"
     assert claims["type"] == "access"
     assert before - 1 <= claims["iat"] <= now() + 1
-    assert claims["nbf"] == claims["iat"]
-    assert claims["exp"] - claims["iat"] == 3600
+    # iat is a fractional NumericDate (exact revocation comparisons); nbf whole seconds.
+    assert claims["nbf"] == int(claims["iat"])
+    assert claims["exp"] - claims["iat"] == pytest.approx(3600)
     assert isinstance(claims["jti"], str)
     assert len(claims["jti"]) == 32
     assert "iss" not in claims
@@ -206,7 +207,7 @@ def test_create_token_custom_expiry_and_claims(scheme: BearerScheme) -> None:
         "bob", expires=dt.timedelta(minutes=5), claims={"scope": "read", "n": 1}
     )
     claims = scheme.decode(token)
-    assert claims["exp"] - claims["iat"] == 300
+    assert claims["exp"] - claims["iat"] == pytest.approx(300)
     assert claims["scope"] == "read"
     assert claims["n"] == 1
     assert claims["sub"] == "bob"
@@ -215,7 +216,7 @@ def test_create_token_custom_expiry_and_claims(scheme: BearerScheme) -> None:
 def test_configured_expiry_is_used() -> None:
     scheme = make_scheme(jwt_expires=dt.timedelta(minutes=2))
     claims = scheme.decode(scheme.create_token("alice"))
-    assert claims["exp"] - claims["iat"] == 120
+    assert claims["exp"] - claims["iat"] == pytest.approx(120)
 
 
 def test_tampered_payload_is_rejected(scheme: BearerScheme) -> None:

@@ -78,7 +78,7 @@ def test_token_is_a_valid_jwt(app: Flask) -> None:
     assert result.exit_code == 0
     claims = jwt.decode(result.output.strip(), JWT_SECRET, algorithms=["HS256"])
     assert claims["sub"] == "alice"
-    assert claims["exp"] - claims["iat"] == 1800
+    assert claims["exp"] - claims["iat"] == pytest.approx(1800)
     bad = app.test_cli_runner().invoke(args=["guard", "token", "alice", "--expires", "soon"])
     assert bad.exit_code == 2
 

@@ -28,9 +28,11 @@ LAYERS = {
     "policies": 5,
     "cli": 6,
     "state": 6,
+    "accounts": 6,
     "extension": 7,
     "app": 8,
     "admin": 9,
+    "auth": 9,
     "__init__": 10,
 }
 #: the only modules that may use the request-bound globals

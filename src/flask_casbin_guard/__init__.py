@@ -33,6 +33,7 @@ from .params.markers import File as File
 from .params.markers import Form as Form
 from .params.markers import Header as Header
 from .params.markers import Json as Json
+from .params.markers import Param as Param
 from .params.markers import Path as Path
 from .params.markers import Query as Query
 

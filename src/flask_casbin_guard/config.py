@@ -71,6 +71,12 @@ class GuardSettings:
     tenant: Any = None
     #: realm named in ``WWW-Authenticate`` challenges (default: the app's name)
     realm: str | None = None
+    #: seconds a login session lasts, whatever its activity
+    session_lifetime: float = 12 * 3600
+    #: mark the session cookie ``Secure`` (``None``: when ``PREFERRED_URL_SCHEME`` is https)
+    session_secure: bool | None = None
+    #: lifetime of refresh tokens made by :meth:`CasbinGuard.create_refresh_token`
+    jwt_refresh_expires: timedelta = timedelta(days=30)
     #: form/JSON field names read by the ``param`` scheme
     param_user: str = "login"
     param_password: str = "password"  # noqa: S105 - a field name
@@ -243,6 +249,9 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "open_static": _bool,
     "realm": _opt_str,
     "tenant": _any,
+    "session_lifetime": lambda n, v: _interval(n, v) if v != 12 * 3600 else float(v),
+    "session_secure": lambda n, v: v if v is None else _bool(n, v),
+    "jwt_refresh_expires": _expires,
     "param_user": _opt_str,
     "param_password": _opt_str,
     "trusted_proxies": lambda n, v: _names(n, v) if v else (),

@@ -147,6 +147,14 @@ class AccessDenied(GuardHTTPError):
     public_message = "access denied"
 
 
+class CsrfFailed(GuardHTTPError):
+    """An unsafe request authenticated by a session cookie lacks the session's CSRF token (403)."""
+
+    code = 403
+    error_code = "csrf_failed"
+    public_message = "missing or invalid CSRF token"
+
+
 class ObjectNotFound(GuardHTTPError):
     """An object loader found no object for the request's parameter (404)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import weakref
 from collections.abc import Callable
@@ -12,9 +11,9 @@ from flask import Flask, Response, current_app, has_app_context, has_request_con
 from werkzeug.local import LocalProxy
 
 from . import signals
+from .accounts import AccountsAPI
 from .authn.base import Scheme
-from .authn.passwords import PasswordHasher, check_password_policy
-from .config import GuardSettings
+from .authn.passwords import PasswordHasher
 from .errors import (
     AccessDenied,
     AuthenticationFailed,
@@ -47,7 +46,7 @@ audit = logging.getLogger("flask_casbin_guard.audit")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class CasbinGuard:
+class CasbinGuard(AccountsAPI):
     """Protects a Flask app with Casbin.
 
     :param app: the app to protect now; or call :meth:`init_app` later.
@@ -211,31 +210,6 @@ class CasbinGuard:
     def reload_policy(self) -> None:
         """Re-read ``GUARD_MODEL``/``GUARD_POLICY`` and swap atomically (old kept on error)."""
         self._state().reload_policy()
-
-    def hash_password(self, password: str) -> str:
-        """An argon2id hash (OWASP parameters) for storing ``password``.
-
-        :raises PasswordPolicyError: for a password the policy refuses (too short, too long,
-            or refused by ``GUARD_PASSWORD_CHECK``).
-        """
-        try:
-            settings: GuardSettings | None = self._state().settings
-        except GuardError:  # no single app to read a policy from: the defaults apply
-            settings = None
-        defaults = GuardSettings()
-        check_password_policy(
-            password,
-            (settings or defaults).password_min_length,
-            (settings or defaults).password_check,
-        )
-        return self.hasher.hash(password)
-
-    def verify_password(self, password: str, stored: str | None) -> bool:
-        return self.hasher.verify(password, stored)
-
-    def create_token(self, user: str, expires: dt.timedelta | None = None, **claims: Any) -> str:
-        """A signed JWT access token for ``user``."""
-        return self._state().bearer.create_token(user, expires, claims)
 
     # -- internals ------------------------------------------------------------------------
     def _state(self) -> AppState:

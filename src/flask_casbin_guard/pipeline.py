@@ -184,6 +184,11 @@ def current_identity(
     return memo[schemes]
 
 
+def current_session() -> Any:
+    """The request's Flask session (the ``session`` scheme reads its login there)."""
+    return session
+
+
 def known_login() -> str | None:
     """The login already authenticated in this request, if any (for audit records)."""
     memo = g.get(_IDENTITY) or {}

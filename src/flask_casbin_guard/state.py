@@ -13,14 +13,17 @@ from werkzeug.wrappers import Request
 
 from .authn.bearer import BearerScheme
 from .authn.chain import AuthChain
+from .authn.credentials import PasswordChecker
+from .authn.ratelimit import FailureLimiter
 from .authn.registry import PASSWORD_SCHEMES, build_schemes
+from .authn.revocation import MemoryRevocations, Revocations, check_identity
 from .authz.engine import EngineHolder, PolicyEngine, model_arities, parse_model
 from .authz.tenants import TenantResolver
 from .config import GuardSettings
 from .errors import ConfigurationError, GuardError
 from .identity import Identity
 from .loading import check_unsupported, open_store, read_model
-from .pipeline import GuardedRoute
+from .pipeline import GuardedRoute, current_session
 from .policies import PolicyManager
 from .store.database import DatabaseStore
 from .sync.base import Watcher, make_watcher
@@ -46,6 +49,9 @@ class AppState:
         self._policies: PolicyManager | None = None
         #: where a request's tenant comes from (``GUARD_TENANT``), for models with domains
         self.tenants: TenantResolver | None = None
+        #: revoked sessions and tokens, per-user stamps, disabled accounts
+        self.revocations: Revocations = MemoryRevocations()
+        self.password_checker: PasswordChecker | None = None
         self._watcher: Watcher | None = None
         self._failed_version: int | None = None
         self._watch_callback: Callable[[int | None], None] = self._on_change
@@ -91,6 +97,15 @@ class AppState:
             bearer = None
             if "bearer" in settings.auth or settings.jwt_secret or settings.jwt_public_key:
                 bearer = BearerScheme(settings, realm)
+            limiter = None
+            if PASSWORD_SCHEMES.intersection(settings.auth):
+                limiter = FailureLimiter(
+                    settings.auth_rate_limit,
+                    settings.auth_ip_rate_limit,
+                    settings.rate_limit_storage,
+                )
+            if "session" in settings.auth:
+                self._configure_session(settings)
             schemes = build_schemes(
                 settings,
                 realm,
@@ -100,6 +115,12 @@ class AppState:
                 registered=self.guard.schemes,
                 testing=lambda: bool(self.config.get("TESTING")),
                 rehash=self._store_rehash,
+                limiter=limiter,
+                session=current_session,
+            )
+            #: the checks of every password login (rate limit, dummy hash, rehash)
+            self.password_checker = PasswordChecker(
+                self._get_user_pass, self.guard.hasher, limiter, self._store_rehash
             )
             self._chain = AuthChain(schemes)
             self._bearer, self._holder, self._policies = bearer, holder, policies
@@ -181,7 +202,22 @@ class AppState:
                     f"authn={sorted(schemes)} names schemes GUARD_AUTH does not enable: "
                     f"{sorted(unknown)}"
                 )
-        return self._chain.authenticate(req, schemes)
+        identity = self._chain.authenticate(req, schemes)
+        return check_identity(identity, self.revocations) if identity is not None else None
+
+    def _configure_session(self, settings: GuardSettings) -> None:
+        """Cookie flags for login sessions: HttpOnly, SameSite=Lax, Secure under https."""
+        secret = self.config.get("SECRET_KEY")
+        if not secret or len(secret) < 16:
+            raise ConfigurationError(
+                "the 'session' scheme needs SECRET_KEY: at least 32 random characters"
+            )
+        self.config["SESSION_COOKIE_HTTPONLY"] = True
+        if self.config.get("SESSION_COOKIE_SAMESITE") in (None, "None"):
+            self.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+        secure = settings.session_secure
+        if secure or (secure is None and self.config.get("PREFERRED_URL_SCHEME") == "https"):
+            self.config["SESSION_COOKIE_SECURE"] = True
 
     def _on_change(self, version: int | None) -> None:
         """Another process changed the policy: rebuild off to the side and swap."""

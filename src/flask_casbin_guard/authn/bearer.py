@@ -36,6 +36,7 @@ class BearerScheme:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._expires = settings.jwt_expires
+        self._refresh_expires = settings.jwt_refresh_expires
         self._leeway = settings.jwt_leeway
         required = ["exp", "sub"]
         required += ["iss"] if self._issuer else []
@@ -54,10 +55,11 @@ class BearerScheme:
         claims = self.decode(token.strip())
         return Identity(login=claims["sub"], scheme=self.name, claims=claims)
 
-    def decode(self, token: str) -> dict[str, Any]:
-        """The verified claims of an access token.
+    def decode(self, token: str, kind: str = "access") -> dict[str, Any]:
+        """The verified claims of a token of ``kind`` (``access`` or ``refresh``).
 
-        :raises AuthenticationFailed: for any invalid, expired or refresh token.
+        :raises AuthenticationFailed: for any invalid or expired token, or one of another kind
+            (a refresh token is never accepted where an access token is expected).
         """
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationFailed("bearer: missing or oversized token")
@@ -74,8 +76,8 @@ class BearerScheme:
         except jwt.PyJWTError as error:
             # The reason is for the log; the client gets the generic 401 body.
             raise AuthenticationFailed(f"bearer: {type(error).__name__}") from None
-        if claims.get("type", "access") != "access":
-            raise AuthenticationFailed("bearer: not an access token")
+        if claims.get("type", "access") != kind:
+            raise AuthenticationFailed(f"bearer: not an {kind} token")
         if not is_safe_login(claims["sub"]):
             raise AuthenticationFailed("bearer: unusable subject")
         return claims
@@ -85,8 +87,9 @@ class BearerScheme:
         login: str,
         expires: dt.timedelta | None = None,
         claims: Mapping[str, Any] | None = None,
+        kind: str = "access",
     ) -> str:
-        """A signed access token for ``login``."""
+        """A signed token of ``kind`` (``access`` or ``refresh``) for ``login``."""
         if self._signing_key is None:
             raise ConfigurationError(
                 "GUARD_JWT_SECRET (the private key) is needed to create "
@@ -102,17 +105,24 @@ class BearerScheme:
         payload: dict[str, Any] = {
             **extra,
             "sub": login,
-            "iat": now,
-            "nbf": now,
-            "exp": now + (expires if expires is not None else self._expires),
+            # A fractional NumericDate (RFC 7519 allows it): compared exactly with revocation
+            # stamps, so a token made just after a logout in the same second stays valid.
+            "iat": now.timestamp(),
+            "nbf": int(now.timestamp()),
+            "exp": (now + (expires if expires is not None else self._lifetime(kind))).timestamp(),
             "jti": uuid.uuid4().hex,
-            "type": "access",
+            "type": kind,
         }
         if self._issuer:
             payload["iss"] = self._issuer
         if self._audience:
             payload["aud"] = self._audience
         return jwt.encode(payload, self._signing_key, algorithm=self._algorithm)
+
+    def _lifetime(self, kind: str) -> dt.timedelta:
+        if kind not in ("access", "refresh"):
+            raise ConfigurationError(f"unknown token kind {kind!r}")
+        return self._expires if kind == "access" else self._refresh_expires
 
 
 def _keys(settings: GuardSettings) -> tuple[Any, Any]:

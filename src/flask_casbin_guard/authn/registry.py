@@ -17,12 +17,13 @@ from .param import ParamScheme
 from .passwords import PasswordHasher
 from .ratelimit import FailureLimiter
 from .remote_user import RemoteUserScheme
+from .session import Session, SessionScheme
 
 #: entry-point group through which installed packages offer schemes
 ENTRY_POINT_GROUP = "flask_casbin_guard.schemes"
 #: schemes named in the API that later versions provide; refused clearly until then
-PLANNED = frozenset({"session", "apikey"})
-PASSWORD_SCHEMES = frozenset({"basic", "param"})
+PLANNED = frozenset({"apikey"})
+PASSWORD_SCHEMES = frozenset({"basic", "param", "session"})
 
 
 def build_schemes(
@@ -35,13 +36,14 @@ def build_schemes(
     registered: Mapping[str, Scheme],
     testing: Callable[[], bool],
     rehash: Rehasher | None,
+    limiter: FailureLimiter | None = None,
+    session: Callable[[], Session] | None = None,
 ) -> list[Scheme]:
     """The schemes of ``GUARD_AUTH``, in order.
 
     :raises ConfigurationError: for an unknown, planned or misconfigured scheme.
     """
-    limiter = None
-    if PASSWORD_SCHEMES.intersection(settings.auth):
+    if limiter is None and PASSWORD_SCHEMES.intersection(settings.auth):
         limiter = FailureLimiter(
             settings.auth_rate_limit, settings.auth_ip_rate_limit, settings.rate_limit_storage
         )
@@ -68,6 +70,10 @@ def build_schemes(
             schemes.append(bearer)
         elif name == "remote_user":
             schemes.append(RemoteUserScheme(settings.trusted_proxies, settings.remote_user_header))
+        elif name == "session":
+            if session is None:
+                raise ConfigurationError("the 'session' scheme needs the app's session")
+            schemes.append(SessionScheme(session, settings.session_lifetime))
         elif name == "fake":
             schemes.append(FakeScheme(testing))
         elif name in PLANNED:

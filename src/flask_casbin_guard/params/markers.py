@@ -27,6 +27,12 @@ class Marker:
         )
 
 
+class Param(Marker):
+    """The default sources (JSON field, form, query) under another name: ``Param("login")``."""
+
+    source = "auto"
+
+
 class Path(Marker):
     """A variable of the URL rule (the default for names in the rule)."""
 
@@ -75,4 +81,4 @@ class File(Marker):
     source = "file"
 
 
-MARKERS: tuple[type[Marker], ...] = (Path, Query, Form, Json, Body, Header, Cookie, File)
+MARKERS: tuple[type[Marker], ...] = (Param, Path, Query, Form, Json, Body, Header, Cookie, File)

@@ -196,7 +196,7 @@ def _spec(
 
 def _source(param: inspect.Parameter, marker: Marker | None, path: Collection[str] | None) -> str:
     in_rule = path is not None and param.name in path
-    if marker is None:
+    if marker is None or (marker.source == "auto" and not in_rule):
         return "path" if in_rule else "auto"
     if in_rule and marker.source != "path":
         raise TypeError(f"is a variable of the rule, so it cannot be {marker!r}")

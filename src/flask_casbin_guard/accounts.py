@@ -1,0 +1,110 @@
+"""The guard's password and token API, kept apart from its Flask wiring (``extension.py``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from .authn.passwords import PasswordHasher, check_password_policy
+from .authn.revocation import check_identity
+from .authn.session import Session, end_session, start_session
+from .config import GuardSettings
+from .errors import AuthenticationFailed, GuardError
+from .identity import Identity
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+
+class AccountsAPI:
+    """Passwords, tokens and revocation; mixed into :class:`CasbinGuard`."""
+
+    hasher: PasswordHasher
+
+    def _state(self) -> AppState:
+        raise NotImplementedError
+
+    def hash_password(self, password: str) -> str:
+        """An argon2id hash (OWASP parameters) for storing ``password``.
+
+        :raises PasswordPolicyError: for a password the policy refuses (too short, too long,
+            or refused by ``GUARD_PASSWORD_CHECK``).
+        """
+        try:
+            settings: GuardSettings | None = self._state().settings
+        except GuardError:  # no single app to read a policy from: the defaults apply
+            settings = None
+        policy = settings or GuardSettings()
+        check_password_policy(password, policy.password_min_length, policy.password_check)
+        return self.hasher.hash(password)
+
+    def verify_password(self, password: str, stored: str | None) -> bool:
+        return self.hasher.verify(password, stored)
+
+    def check_password(self, login: str, password: str, address: str | None = None) -> Identity:
+        """Check a login and password as every password scheme does (rate limit, dummy hash
+        for unknown logins, rehash of legacy hashes).
+
+        :raises AuthenticationFailed: for an unknown login or a wrong password, alike.
+        :raises TooManyAttempts: over the failed-login limits.
+        """
+        checker = self._state().password_checker
+        if checker is None:
+            raise GuardError("no password getter: set GUARD_GET_USER_PASS")
+        return checker.check(login, password, "password", address)
+
+    def create_token(self, user: str, expires: dt.timedelta | None = None, **claims: Any) -> str:
+        """A signed JWT access token for ``user``."""
+        return self._state().bearer.create_token(user, expires, claims)
+
+    def create_refresh_token(self, user: str, expires: dt.timedelta | None = None) -> str:
+        """A signed refresh token: only :meth:`refresh` accepts it, never a normal route."""
+        return self._state().bearer.create_token(user, expires, None, kind="refresh")
+
+    def refresh(self, refresh_token: str) -> tuple[str, str]:
+        """A new ``(access token, refresh token)`` pair; the refresh token used is revoked.
+
+        Rotation makes a stolen refresh token good for one use at most.
+
+        :raises AuthenticationFailed: for an invalid, expired, revoked or non-refresh token.
+        """
+        state = self._state()
+        claims = state.bearer.decode(refresh_token, kind="refresh")
+        identity = Identity(login=claims["sub"], scheme="bearer", claims=claims)
+        check_identity(identity, state.revocations)
+        state.revocations.revoke(claims["jti"], float(claims["exp"]))
+        login = identity.login
+        return self.create_token(login), self.create_refresh_token(login)
+
+    def revoke_token(self, token: str) -> None:
+        """Revoke one access or refresh token (a logout for token clients)."""
+        state = self._state()
+        for kind in ("access", "refresh"):
+            try:
+                claims = state.bearer.decode(token, kind=kind)
+            except AuthenticationFailed:
+                continue
+            state.revocations.revoke(claims["jti"], float(claims["exp"]))
+            return
+        raise AuthenticationFailed("bearer: cannot revoke an invalid token")
+
+    def start_session(self, session: Session, login: str) -> str:
+        """Log ``login`` in on this browser session; returns its CSRF token."""
+        return start_session(session, login)
+
+    def end_session(self, session: Session) -> bool:
+        """Log out: the session's id is revoked server-side, so a copied cookie stops working."""
+        ended = end_session(session)
+        if ended is None:
+            return False
+        sid, issued = ended
+        state = self._state()
+        state.revocations.revoke(sid, issued + state.settings.session_lifetime)
+        return True
+
+    def revoke_user(self, login: str) -> None:
+        """Invalidate every session and token ``login`` holds now (not later ones)."""
+        revoke = getattr(self._state().revocations, "revoke_user", None)
+        if revoke is None:
+            raise GuardError("this revocation store cannot revoke users")
+        revoke(login)

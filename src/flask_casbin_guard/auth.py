@@ -1,0 +1,70 @@
+"""Login, logout and token endpoints, as a blueprint the app registers itself.
+
+    app.register_blueprint(auth_blueprint(), url_prefix="/auth")
+
+``POST /login`` (JSON or form: ``login``, ``password``) starts a cookie session and returns its
+CSRF token; ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token. For API clients,
+``POST /token`` trades a login and password for an access and a refresh token, ``POST /refresh``
+trades a refresh token for a new pair (the old one is revoked), ``POST /revoke`` revokes a token.
+Every password check is rate limited like the other password schemes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from flask import Request
+from flask.sessions import SessionMixin
+
+from .app import Blueprint
+from .authn.session import csrf_token
+from .extension import CasbinGuard
+from .params.markers import Param
+
+
+def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
+    """The authentication endpoints (``GUARD_AUTH`` must enable ``session`` for cookies)."""
+    bp = Blueprint(name, __name__)
+
+    @bp.post("/login", authorize="OPEN")
+    def login(
+        guard: CasbinGuard,
+        session: SessionMixin,
+        request: Request,
+        user: Annotated[str, Param("login")],
+        password: str,
+    ) -> dict[str, Any]:
+        identity = guard.check_password(user, password, request.remote_addr)
+        return {"login": identity.login, "csrf_token": guard.start_session(session, identity.login)}
+
+    @bp.post("/logout", authorize="AUTH", authn="session")
+    def logout(guard: CasbinGuard, session: SessionMixin) -> dict[str, Any]:
+        return {"logged_out": guard.end_session(session)}
+
+    @bp.get("/csrf", authorize="AUTH", authn="session")
+    def csrf(session: SessionMixin) -> dict[str, Any]:
+        return {"csrf_token": csrf_token(session)}
+
+    @bp.post("/token", authorize="OPEN")
+    def token(
+        guard: CasbinGuard, request: Request, user: Annotated[str, Param("login")], password: str
+    ) -> dict[str, Any]:
+        identity = guard.check_password(user, password, request.remote_addr)
+        return _tokens(
+            guard.create_token(identity.login), guard.create_refresh_token(identity.login)
+        )
+
+    @bp.post("/refresh", authorize="OPEN")
+    def refresh(guard: CasbinGuard, refresh_token: str) -> dict[str, Any]:
+        return _tokens(*guard.refresh(refresh_token))
+
+    @bp.post("/revoke", authorize="OPEN")
+    def revoke(guard: CasbinGuard, token: str) -> dict[str, Any]:
+        guard.revoke_token(token)
+        return {"revoked": True}
+
+    return bp
+
+
+def _tokens(access: str, refresh: str) -> dict[str, Any]:
+    return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer"}

@@ -1,0 +1,85 @@
+"""What makes a once-valid credential invalid: logout, password change, disabled account.
+
+Self-contained credentials (JWTs, signed session cookies) stay valid until they expire unless
+the server keeps a list of the terminated ones and a per-user "issued before this is invalid"
+stamp (ASVS 5.0 7.4.1). A :class:`Revocations` answers both, and whether an account is active.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from ..errors import AuthenticationFailed
+from ..identity import Identity
+
+
+class Revocations(Protocol):
+    """Storage of revoked credential ids, per-user stamps and disabled accounts."""
+
+    def is_revoked(self, jti: str) -> bool: ...
+
+    def revoke(self, jti: str, expires_at: float) -> None: ...
+
+    def valid_after(self, login: str) -> float | None:
+        """Credentials issued before this epoch time are invalid (``None``: unknown user)."""
+        ...
+
+    def is_active(self, login: str) -> bool | None:
+        """``False`` for a disabled account, ``None`` for one the store does not know."""
+        ...
+
+
+class MemoryRevocations:
+    """Revocations kept in this process only: for one-process apps and tests.
+
+    Several processes must share a database (the built-in user store) instead, or a logout in
+    one worker would not be seen by the others.
+    """
+
+    def __init__(self) -> None:
+        self._revoked: dict[str, float] = {}
+        self._stamps: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def is_revoked(self, jti: str) -> bool:
+        return jti in self._revoked
+
+    def revoke(self, jti: str, expires_at: float) -> None:
+        with self._lock:
+            now = time.time()
+            # Expired entries are useless: the credential is refused for its age anyway.
+            for old in [j for j, exp in self._revoked.items() if exp < now]:
+                del self._revoked[old]
+            self._revoked[jti] = expires_at
+
+    def revoke_user(self, login: str) -> None:
+        with self._lock:
+            self._stamps[login] = time.time()
+
+    def valid_after(self, login: str) -> float | None:
+        return self._stamps.get(login)
+
+    def is_active(self, login: str) -> bool | None:
+        return None
+
+
+def check_identity(identity: Identity, revocations: Revocations) -> Identity:
+    """Refuse an identity whose credential was revoked or whose account is disabled.
+
+    Identities without an ``iat``/``jti`` (passwords, API keys, a proxy's header) are only
+    checked for a disabled account.
+    """
+    login = identity.login
+    if revocations.is_active(login) is False:
+        raise AuthenticationFailed(f"{identity.scheme}: account disabled", login=login)
+    claims = identity.claims
+    jti = claims.get("jti")
+    if isinstance(jti, str) and revocations.is_revoked(jti):
+        raise AuthenticationFailed(f"{identity.scheme}: credential revoked", login=login)
+    issued = claims.get("iat")
+    stamp = revocations.valid_after(login)
+    if stamp is not None and isinstance(issued, int | float) and issued < stamp:
+        raise AuthenticationFailed(f"{identity.scheme}: credential issued before revocation")
+    return identity

@@ -1,0 +1,107 @@
+"""Cookie sessions after a login endpoint, with CSRF protection and real logout.
+
+Flask's session cookie is signed, not stored: on its own a copied cookie stays valid until it
+expires, even after logout. So each login gets a random session id, logout revokes that id
+server-side, and the per-user revocation stamp (password change, disabled account) applies too.
+Unsafe methods authenticated by the cookie must echo the session's CSRF token in a header (or a
+``csrf_token`` form field); requests authenticated by a header (bearer, basic, API key) need none,
+since a browser never adds those on its own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from werkzeug.wrappers import Request
+
+from ..errors import AuthenticationFailed, CsrfFailed
+from ..identity import Identity, is_safe_login
+
+#: the key of the guard's data inside the Flask session
+SESSION_KEY = "_casbin_guard"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+Session = MutableMapping[str, Any]
+
+
+class SessionScheme:
+    """Reads the identity a login endpoint put in the Flask session.
+
+    :param session: returns the current request's session (Flask's ``session``).
+    :param lifetime: seconds a session lasts after login, whatever its activity.
+    """
+
+    name = "session"
+
+    def __init__(self, session: Callable[[], Session], lifetime: float) -> None:
+        self._session = session
+        self._lifetime = lifetime
+
+    def challenge(self) -> None:
+        return None
+
+    def authenticate(self, request: Request) -> Identity | None:
+        data = self._session().get(SESSION_KEY)
+        if data is None:
+            return None
+        if not isinstance(data, dict) or not _well_formed(data):
+            raise AuthenticationFailed("session: malformed session")
+        if time.time() - data["iat"] > self._lifetime:
+            raise AuthenticationFailed("session: expired", login=data["login"])
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER) or _form_token(request)
+            if not sent or not hmac.compare_digest(sent.encode(), data["csrf"].encode()):
+                raise CsrfFailed("session: missing or wrong CSRF token")
+        # The session id is the "jti" of revocation checks; iat is checked against stamps.
+        claims = {"jti": data["sid"], "iat": data["iat"]}
+        return Identity(login=data["login"], scheme=self.name, claims=claims)
+
+
+def start_session(session: Session, login: str) -> str:
+    """Log ``login`` in: a fresh session (no fixation), a new id and CSRF token; returns it."""
+    session.clear()
+    csrf = secrets.token_urlsafe(32)
+    session[SESSION_KEY] = {
+        "login": login,
+        "sid": secrets.token_urlsafe(16),
+        "iat": time.time(),
+        "csrf": csrf,
+    }
+    return csrf
+
+
+def end_session(session: Session) -> tuple[str, float] | None:
+    """Log out: forget the session; returns ``(session id, iat)`` to revoke, if any."""
+    data = session.get(SESSION_KEY)
+    session.clear()
+    if isinstance(data, dict) and _well_formed(data):
+        return data["sid"], data["iat"]
+    return None
+
+
+def csrf_token(session: Session) -> str | None:
+    data = session.get(SESSION_KEY)
+    return data["csrf"] if isinstance(data, dict) and _well_formed(data) else None
+
+
+def _well_formed(data: dict[str, Any]) -> bool:
+    return (
+        isinstance(data.get("login"), str)
+        and is_safe_login(data["login"])
+        and isinstance(data.get("sid"), str)
+        and isinstance(data.get("csrf"), str)
+        and isinstance(data.get("iat"), int | float)
+    )
+
+
+def _form_token(request: Request) -> str | None:
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        value = request.form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
