@@ -501,7 +501,8 @@ def test_decision_is_not_broken_by_another_thread_deciding_meanwhile() -> None:
     ``SystemError: AST constructor recursion depth mismatch``. The scheduler does this rarely on
     its own; a gc callback (as used by APM agents) places the switch deterministically here.
     """
-    engine = PolicyEngine(RBAC_MODEL, RBAC_ROWS)
+    # The indexed evaluator parses nothing per decision: force the pycasbin path under test.
+    engine = PolicyEngine(RBAC_MODEL, RBAC_ROWS, fast=False)
     outcomes: dict[str, object] = {}
     other_may_run = threading.Event()
     other_done = threading.Event()
@@ -549,3 +550,125 @@ def test_decision_is_not_broken_by_another_thread_deciding_meanwhile() -> None:
         threads[0].join(timeout=10)
     assert collections_in_parse[0] >= 3  # the switch did happen inside the parse
     assert outcomes == {"first": True, "second": False}
+
+
+# --- indexed evaluator ------------------------------------------------------------------------
+
+KEYMATCH2_MODEL = RBAC_MODEL.replace("r.obj == p.obj", "keyMatch2(r.obj, p.obj)")
+
+
+def _large_policy(roles: int) -> list[PolicyRow]:
+    rows = [
+        PolicyRow("p", (f"role{r}", f"/api/r{r}/res{k}/:id", act))
+        for r in range(roles)
+        for k in range(5)
+        for act in ("GET", "POST")
+    ]
+    return rows + [PolicyRow("g", (f"user{u}", f"role{u % roles}")) for u in range(roles * 2)]
+
+
+def test_reloading_in_a_loop_never_gives_a_wrong_answer() -> None:
+    rows = _large_policy(500)  # 5,000 rules: each build takes a few milliseconds
+    holder = EngineHolder(PolicyEngine(KEYMATCH2_MODEL, rows, cache_size=0))
+    assert holder.engine.fast is True
+    stop = threading.Event()
+    wrong: list[object] = []
+    errors: list[BaseException] = []
+    calls = [0] * 4
+
+    def worker(slot: int) -> None:
+        try:
+            while not stop.is_set():
+                engine = holder.engine
+                allowed = engine.explain("user7", "/api/r7/res3/42", "POST")
+                if allowed != (True, ("role7", "/api/r7/res3/:id", "POST")):
+                    wrong.append(allowed)
+                if holder.engine.enforce("user7", "/api/r8/res3/42", "POST") is not False:
+                    wrong.append("user7 allowed on role8's path")
+                calls[slot] += 1
+        except BaseException as error:  # report in the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(30):
+            holder.swap(PolicyEngine(KEYMATCH2_MODEL, rows, cache_size=0))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert errors == []
+    assert wrong == []
+    assert holder.generation == 30
+    assert all(count > 0 for count in calls)
+
+
+def test_unsupported_model_falls_back_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    model = RBAC_MODEL.replace("g = _, _", "g = _, _, (_, _)")
+    with caplog.at_level(logging.WARNING, logger="flask_casbin_guard.engine"):
+        engine = PolicyEngine(model, [PolicyRow("p", ("alice", "data1", "read"))], source="m.conf")
+    assert engine.fast is False
+    assert "role definition" in engine.reason
+    assert any("m.conf" in r.getMessage() and "pycasbin" in r.getMessage() for r in caplog.records)
+    assert engine.enforce("alice", "data1", "read") is True
+    fast = PolicyEngine(RBAC_MODEL, RBAC_ROWS)
+    assert fast.fast is True and fast.reason == ""
+    forced = PolicyEngine(RBAC_MODEL, RBAC_ROWS, fast=False)
+    assert forced.fast is False and forced.reason == "disabled by the caller"
+
+
+def test_cache_size_is_a_constructor_parameter() -> None:
+    cached = PolicyEngine(RBAC_MODEL, RBAC_ROWS, cache_size=2)
+    for _ in range(3):
+        assert cached.enforce("alice", "data2", "read") is True
+    info = cached._cached_explain.cache_info()  # type: ignore[attr-defined]
+    assert (info.hits, info.misses, info.maxsize) == (2, 1, 2)
+    uncached = PolicyEngine(RBAC_MODEL, RBAC_ROWS, cache_size=0)
+    assert not hasattr(uncached._cached_explain, "cache_info")
+    assert uncached.enforce("alice", "data2", "read") is True
+
+
+@pytest.mark.parametrize("domains", [False, True], ids=["roles", "domains"])
+def test_pycasbin_fallback_does_not_store_unknown_names(domains: bool) -> None:
+    model, rows = RBAC_MODEL, RBAC_ROWS
+    if domains:
+        model = model.replace("g = _, _", "g = _, _, _").replace(
+            "g(r.sub, p.sub)", "g(r.sub, p.sub, 'd1')"
+        )
+        rows = [*RBAC_ROWS[:2], PolicyRow("g", ("alice", "data2_admin", "d1"))]
+    engine = PolicyEngine(model, rows, fast=False, cache_size=0)
+    manager = engine._enforcer.get_role_manager()
+    assert engine.enforce("alice", "data2", "read") is True  # known names still work
+    size = (
+        (len(manager.rm_map), len(manager.rm_map["d1"].all_roles))
+        if domains
+        else len(manager.all_roles)
+    )
+    for i in range(200):
+        assert engine.enforce(f"stranger{i}", "data2", "read") is False
+        assert engine.enforce("data2_admin", "data2", "read") is True  # g(x, x)
+    after = (
+        (len(manager.rm_map), len(manager.rm_map["d1"].all_roles))
+        if domains
+        else len(manager.all_roles)
+    )
+    assert after == size
+    assert engine.enforce("alice", "data2", "read") is True
+
+
+def test_unknown_domains_do_not_grow_the_pycasbin_fallback() -> None:
+    model = (
+        RBAC_MODEL.replace("r = sub, obj, act", "r = sub, dom, obj, act")
+        .replace("g = _, _", "g = _, _, _")
+        .replace("g(r.sub, p.sub)", "g(r.sub, p.sub, r.dom)")
+    )
+    rows = [*RBAC_ROWS[:2], PolicyRow("g", ("alice", "data2_admin", "d1"))]
+    engine = PolicyEngine(model, rows, fast=False, cache_size=0)
+    manager = engine._enforcer.get_role_manager()
+    assert engine.enforce("alice", "d1", "data2", "read") is True
+    known = set(manager.rm_map)
+    for i in range(100):
+        assert engine.enforce("alice", f"dom{i}", "data2", "read") is False
+    assert set(manager.rm_map) == known

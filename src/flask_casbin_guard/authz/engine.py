@@ -3,27 +3,40 @@
 A :class:`PolicyEngine` is an immutable snapshot of one model and one policy. Reloading builds a
 new engine off to the side and swaps one reference (:class:`EngineHolder`), so no decision ever
 sees a half-loaded policy (pycasbin's in-place ``load_policy`` gives wrong denials while it runs).
+
+Decisions go through the indexed evaluator (:mod:`.index`) when it recognises the model: it
+gives pycasbin's answers while visiting only candidate rules. Other models, and the rare request
+the evaluator cannot reproduce exactly, go to a pycasbin ``Enforcer``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import casbin
+from casbin.core_enforcer import EnforceContext
+from casbin.effect import get_effector
+from casbin.model import FunctionMap
 from casbin.persist.adapter import Adapter
+from casbin.rbac.default_role_manager import DomainManager, RoleManager
+from casbin.util.expression import SimpleEval
 
 from ..errors import PolicyError
 from ..store.csv import PolicyRow
+from .assemble import build_index, paused_gc, role_graphs
+from .index import IndexedPolicy
+from .matcher import Unsupported
+from .roles import MAX_ROLE_DEPTH, RoleGraph, check_role_depth
+from .scan import Delegate
+
+__all__ = ["MAX_ROLE_DEPTH", "EngineHolder", "PolicyEngine", "model_arities", "parse_model"]
 
 log = logging.getLogger("flask_casbin_guard.engine")
-
-#: pycasbin's role managers stop searching after this many levels and silently deny.
-MAX_ROLE_DEPTH = 10
 
 #: decisions remembered per engine; an engine never changes, so its answers never go stale
 DECISION_CACHE_SIZE = 16384
@@ -80,7 +93,15 @@ def model_arities(model: Any) -> dict[str, int]:
 
 
 class PolicyEngine:
-    """One model and one policy, ready to answer; never mutated after construction."""
+    """One model and one policy, ready to answer; never mutated after construction.
+
+    :param model_text: the Casbin model (``model.conf`` text).
+    :param rows: the policy, ``p`` and ``g`` rows of any ptype the model defines.
+    :param source: names the model in errors and logs.
+    :param functions: custom matcher functions, by the name the matcher calls them.
+    :param cache_size: decisions remembered (LRU); 0 turns the cache off.
+    :param fast: use the indexed evaluator when the model allows it (``False``: always pycasbin).
+    """
 
     def __init__(
         self,
@@ -89,8 +110,12 @@ class PolicyEngine:
         *,
         source: str = "<model>",
         functions: Mapping[str, Callable[..., Any]] | None = None,
+        cache_size: int = DECISION_CACHE_SIZE,
+        fast: bool = True,
     ) -> None:
         self.model_text = model_text
+        self._source = source
+        self._functions = dict(functions or {})
         model = parse_model(model_text, source)
         #: the request tokens in ``request_definition`` order (``("sub", "obj", "act")``)
         self.request_tokens: tuple[str, ...] = tuple(
@@ -101,19 +126,63 @@ class PolicyEngine:
         self.has_roles = self.arities.get("g") == 2
         self.rows: tuple[PolicyRow, ...] = tuple(rows)
         grouping = [row.values for row in self.rows if row.ptype == "g"]
-        _check_role_depth(grouping)
+        with paused_gc():
+            check_role_depth(grouping)
         #: names some ``g`` row grants: a login equal to one of them gets no Casbin rights
         self.roles: frozenset[str] = frozenset(values[1] for values in grouping)
         self._members: frozenset[str] = frozenset(values[0] for values in grouping)
-        self._enforcer = _build_enforcer(model, self.rows, functions or {})
         matcher = model["m"]["m"].value
         #: whether decisions may be cached: not with custom or clock-dependent functions
         self.cacheable = not functions and not any(f in matcher for f in _IMPURE_FUNCTIONS)
-        self._cached_explain = functools.lru_cache(maxsize=DECISION_CACHE_SIZE)(self._explain)
         # pycasbin parses the matcher with ast.parse on every evaluation, and CPython 3.11's
         # parser state is not safe across threads (spurious SystemError); its role manager
-        # also mutates on lookup. One evaluation at a time per engine.
+        # also mutates on lookup. One pycasbin evaluation at a time per engine.
         self._lock = threading.Lock()
+        self._reference: Any = None
+        self._graphs: dict[str, RoleGraph] = {}
+        self._index: IndexedPolicy | None = None
+        #: why the indexed evaluator is not used ("" when it is)
+        self.reason = "disabled by the caller" if not fast else ""
+        try:
+            get_effector(model["e"]["e"].value)
+        except Exception as error:  # pycasbin raises a bare RuntimeError
+            raise PolicyError(f"cannot load the policy: {error}", original_error=error) from None
+        try:
+            with paused_gc():
+                self._graphs = role_graphs(model, self.rows)
+                if fast:
+                    self._index = build_index(
+                        model,
+                        self.rows,
+                        self._graphs,
+                        builtins=FunctionMap.load_function_map().get_functions(),
+                        functions=self._functions,
+                        evaluator=lambda names: SimpleEval("", names),
+                    )
+        except Unsupported as error:
+            self.reason = self.reason or str(error)
+        except Exception as error:  # pycasbin's sorting, say: its Enforcer below says the same
+            self.reason = f"cannot index the policy ({type(error).__name__}: {error})"
+        #: whether decisions use the indexed evaluator
+        self.fast = self._index is not None
+        if self._index is not None and not self._index.indexed:
+            log.info(
+                "Casbin model %s: no term of the matcher narrows the rules; every decision "
+                "evaluates each of the %d rules",
+                source,
+                len(self._index.rules),
+            )
+        if not self.fast:
+            if fast:
+                log.warning(
+                    "Casbin model %s: %s; every decision will scan the whole policy (pycasbin)",
+                    source,
+                    self.reason,
+                )
+            self._reference = _build_enforcer(model_text, source, self.rows, self._functions)
+        self._cached_explain: Callable[..., tuple[bool, tuple[str, ...]]] = (
+            functools.lru_cache(maxsize=cache_size)(self._explain) if cache_size else self._explain
+        )
 
     def enforce(self, *rvals: Any) -> bool:
         """pycasbin's answer for the request values, in ``request_definition`` order.
@@ -123,21 +192,54 @@ class PolicyEngine:
         return self.explain(*rvals)[0]
 
     def explain(self, *rvals: Any) -> tuple[bool, tuple[str, ...]]:
-        """The decision and the deciding policy rule (empty when none matched)."""
+        """The decision and the deciding policy rule (empty when none matched).
+
+        The rule is the one pycasbin's ``enforce_ex`` reports: the last rule that matched
+        before the effect was settled.
+        """
         # Only plain strings are keys: ABAC objects may be unhashable or change under us.
         if self.cacheable and all(type(value) is str for value in rvals):
             return self._cached_explain(*rvals)
         return self._explain(*rvals)
 
     def _explain(self, *rvals: Any) -> tuple[bool, tuple[str, ...]]:
+        index = self._index
+        if index is not None and not (rvals and isinstance(rvals[0], EnforceContext)):
+            try:
+                allowed, position = index.decide(rvals)
+            except Delegate:
+                pass  # a value only pycasbin itself answers exactly
+            except Exception as error:  # whatever pycasbin would have raised
+                raise PolicyError(
+                    f"policy evaluation failed: {type(error).__name__}", original_error=error
+                ) from None
+            else:
+                return allowed, (tuple(index.rules[position]) if position >= 0 else ())
+        return self._pycasbin_explain(rvals)
+
+    def _pycasbin_explain(self, rvals: Sequence[Any]) -> tuple[bool, tuple[str, ...]]:
         try:
+            enforcer = self._enforcer
             with self._lock:
-                allowed, rule = self._enforcer.enforce_ex(*rvals)
+                allowed, rule = enforcer.enforce_ex(*rvals)
+        except PolicyError:
+            raise
         except Exception as error:  # simpleeval, ipMatch, arity... anything is a failure
             raise PolicyError(
                 f"policy evaluation failed: {type(error).__name__}", original_error=error
             ) from None
         return bool(allowed), tuple(rule)
+
+    @property
+    def _enforcer(self) -> Any:
+        """The pycasbin ``Enforcer``: built at load for fallback models, else on first need."""
+        if self._reference is None:
+            with _construct_lock:
+                if self._reference is None:
+                    self._reference = _build_enforcer(
+                        self.model_text, self._source, self.rows, self._functions, locked=True
+                    )
+        return self._reference
 
     def has_role(self, user: str, role: str, domain: str | None = None) -> bool:
         """Whether ``user`` holds ``role`` through ``g`` links, transitively.
@@ -146,14 +248,18 @@ class PolicyEngine:
         """
         wanted = 2 if domain is None else 3
         if self.arities.get("g") != wanted or user not in self._members or role not in self.roles:
-            # Asking pycasbin about an unknown name would create a role entry for it: memory
-            # would grow with every unknown login or role.
+            # Only names from the policy are looked up: answering an unknown login or role
+            # must not store anything for it.
             return False
+        graph = self._graphs.get("g")
+        if graph is not None:
+            return graph.has_link(user, role, domain or "")
         with self._lock:
             manager = self._enforcer.get_role_manager()
             return bool(manager.has_link(user, role, *([domain] if domain else [])))
 
     def policy(self, ptype: str | None = None) -> list[PolicyRow]:
+        """The policy rows, all of them or those of one ptype, in policy order."""
         return [row for row in self.rows if ptype is None or row.ptype == ptype]
 
 
@@ -166,27 +272,35 @@ class EngineHolder:
 
     @property
     def engine(self) -> PolicyEngine:
+        """The engine to use for one whole request."""
         return self._engine
 
     def swap(self, engine: PolicyEngine) -> None:
+        """Make ``engine`` current; requests already running keep the one they took."""
         # One reference assignment: a request uses either the old or the new engine, whole.
         self._engine = engine
         self.generation += 1
 
 
 def _build_enforcer(
-    model: Any, rows: Sequence[PolicyRow], functions: Mapping[str, Callable[..., Any]]
+    model_text: str,
+    source: str,
+    rows: Sequence[PolicyRow],
+    functions: Mapping[str, Callable[..., Any]],
+    *,
+    locked: bool = False,
 ) -> Any:
     # pycasbin logs the whole model and policy at INFO during its first construction and then
     # disables its loggers process-wide. Silence them for the construction only, then put back
     # whatever the host app had configured.
-    with _construct_lock:
+    # ``locked``: the caller already holds _construct_lock (the lazy build in _enforcer).
+    with contextlib.nullcontext() if locked else _construct_lock:
         loggers = [logging.getLogger(name) for name in _CASBIN_LOGGERS]
         saved = [logger.disabled for logger in loggers]
         for logger in loggers:
             logger.disabled = True
         try:
-            enforcer = casbin.Enforcer(model, _RowsAdapter(rows))
+            enforcer = casbin.Enforcer(parse_model(model_text, source), _RowsAdapter(rows))
         except Exception as error:
             raise PolicyError(f"cannot load the policy: {error}", original_error=error) from None
         finally:
@@ -195,38 +309,39 @@ def _build_enforcer(
     enforcer.logger = _SILENT
     for name, function in functions.items():
         enforcer.add_function(name, function)
+    for manager in enforcer.rm_map.values():
+        _bound(manager)
     return enforcer
 
 
-def _check_role_depth(links: Iterable[tuple[str, ...]]) -> None:
-    """Refuse cycles and chains deeper than pycasbin follows (it would deny silently)."""
-    # One graph per domain (values beyond the first two): links never cross domains.
-    graphs: dict[tuple[str, ...], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for values in links:
-        graphs[tuple(values[2:])][values[0]].append(values[1])
-    for graph in graphs.values():
-        depth: dict[str, int] = {}
-        for start in list(graph):
-            _depth(start, graph, depth, set())
+def _bound(manager: Any) -> None:
+    """Stop a role manager from storing every unknown name it is asked about.
+
+    ``RoleManager.has_link`` creates a ``Role`` for both names when absent, and
+    ``DomainManager`` a whole role manager per unknown domain. A name (or domain) that is not
+    there yet has no links, so the answer is just whether the names are equal: the wrapped
+    methods return that without storing anything, and defer to pycasbin otherwise.
+    """
+    if type(manager) is RoleManager and manager.matching_func is None:
+        manager.has_link = functools.partial(_has_link, manager)
+    elif type(manager) is DomainManager and manager.domain_matching_func is None:
+        manager.has_link = functools.partial(_domain_has_link, manager)
 
 
-def _depth(node: str, graph: Mapping[str, list[str]], memo: dict[str, int], path: set[str]) -> int:
-    if node in memo:
-        return memo[node]
-    if node in path:
-        raise PolicyError(f"role cycle through {node!r} in the 'g' rows")
-    if len(path) >= MAX_ROLE_DEPTH:
-        raise PolicyError(
-            f"role chain through {node!r} is deeper than pycasbin follows "
-            f"({MAX_ROLE_DEPTH - 1} links); it would silently deny beyond that"
-        )
-    path.add(node)
-    result = 1 + max((_depth(n, graph, memo, path) for n in graph.get(node, ())), default=-1)
-    path.discard(node)
-    if result >= MAX_ROLE_DEPTH:
-        raise PolicyError(
-            f"role chain from {node!r} is {result} links deep; pycasbin follows at most "
-            f"{MAX_ROLE_DEPTH - 1} and would silently deny beyond that"
-        )
-    memo[node] = result
-    return result
+def _has_link(manager: Any, name1: Any, name2: Any, *domain: Any) -> bool:
+    if type(name1) is not str:
+        return bool(RoleManager.has_link(manager, name1, name2, *domain))
+    user = manager.all_roles.get(name1)
+    if user is None:
+        return bool(name2 == name1)
+    return bool(manager._has_link(name2, [user], manager.max_hierarchy_level))
+
+
+def _domain_has_link(manager: Any, name1: Any, name2: Any, *domain: Any) -> bool:
+    key = manager._get_domain(*domain)
+    if type(name1) is not str:
+        return bool(DomainManager.has_link(manager, name1, name2, *domain))
+    if key not in manager.rm_map and key not in manager.all_links:
+        return bool(name2 == name1)
+    # The per-domain manager compares names for equality, which creates nothing new.
+    return _has_link(manager._get_role_manager(*domain), name1, name2)

@@ -1,0 +1,256 @@
+"""Decision throughput, load and reload time and memory of PolicyEngine against pycasbin.
+
+    .venv/bin/python bench/engine.py            # 1k, 10k and 100k rules (about a minute)
+    .venv/bin/python bench/engine.py --quick    # 1k and 10k only
+
+Two models, both with keyMatch2 objects, as in shared/bench/casbin_enforce.py:
+
+* ``rbac``:     ``g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && r.act == p.act``
+* ``rbac_dom``: ``g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj)
+  && r.act == p.act``, the rules split over max(2, rules/1000) domains.
+
+N rules means N ``p`` rules (10 per role: 5 path patterns x GET/POST) plus N/5 ``g`` links
+(20%, one role per user). Requests alternate allowed and denied (another role's path), each
+with its own object id. Every size runs in a fresh child process, so RSS is the whole process:
+interpreter, imports, the parsed rows and one engine. Columns:
+
+* pycasbin/s: ``casbin.Enforcer.enforce`` on the same model and rows (few calls at 100k);
+* uncached/s: ``PolicyEngine(cache_size=0)``, every decision evaluated;
+* cached/s: ``PolicyEngine`` with its LRU, the same 400 requests repeated (all hits);
+* load s: CSV read and validated (store/csv.py), then the engine built;
+* reload s: the same again plus ``EngineHolder.swap``, as a watcher-triggered reload does;
+  reload w/o CSV s: its engine build and swap alone, from validated rows;
+* agree: our decisions equal pycasbin's on every request pycasbin was asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+MODELS = {
+    "rbac": """
+[request_definition]
+r = sub, obj, act
+
+[policy_definition]
+p = sub, obj, act
+
+[role_definition]
+g = _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && r.act == p.act
+""",
+    "rbac_dom": """
+[request_definition]
+r = sub, dom, obj, act
+
+[policy_definition]
+p = sub, dom, obj, act
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act
+""",
+}
+
+ACTIONS = ("GET", "POST")
+PATHS_PER_ROLE = 5
+Rules = list[tuple[str, ...]]
+
+
+def generate(shape: str, n_rules: int) -> tuple[Rules, Rules, Rules]:
+    """``(p rules, g rules, requests)``; requests alternate allowed and denied."""
+    rnd = random.Random(42)
+    domains = max(2, n_rules // 1000) if shape == "rbac_dom" else 1
+    per_domain = n_rules // domains
+    roles = max(1, per_domain // (PATHS_PER_ROLE * len(ACTIONS)))
+    users = max(2, per_domain // 5)
+    scope = [(f"dom{d}",) for d in range(domains)] if shape == "rbac_dom" else [()]
+    p_rules: Rules = []
+    g_rules: Rules = []
+    for dom in scope:
+        for r in range(roles):
+            for k in range(PATHS_PER_ROLE):
+                for act in ACTIONS:
+                    p_rules.append((f"role{r}", *dom, f"/api/r{r}/res{k}/:id", act))
+        g_rules += [(f"user{u}", f"role{u % roles}", *dom) for u in range(users)]
+    requests: Rules = []
+    for i in range(200):
+        dom = scope[rnd.randrange(len(scope))]
+        user = rnd.randrange(users)
+        role = user % roles
+        other = (role + 1 + rnd.randrange(max(1, roles - 1))) % roles
+        k = rnd.randrange(PATHS_PER_ROLE)
+        act = rnd.choice(ACTIONS)
+        requests.append((f"user{user}", *dom, f"/api/r{role}/res{k}/{i}", act))
+        requests.append((f"user{user}", *dom, f"/api/r{other}/res{k}/{i}", act))
+    return p_rules, g_rules, requests
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rate(call: Callable[..., Any], requests: Sequence[tuple[str, ...]], budget: float) -> float:
+    """Calls per second over ``requests``, cycled for ``budget`` seconds (best of two)."""
+    best = 0.0
+    for _ in range(2):
+        calls = 0
+        start = time.perf_counter()
+        while True:
+            for request in requests:
+                call(*request)
+            calls += len(requests)
+            elapsed = time.perf_counter() - start
+            if elapsed >= budget / 2:
+                break
+        best = max(best, calls / elapsed)
+    return best
+
+
+def write_case(shape: str, n_rules: int, folder: Path) -> None:
+    """The policy CSV and the requests of one case, written before the child starts."""
+    p_rules, g_rules, requests = generate(shape, n_rules)
+    Path(folder, "policy.csv").write_text(
+        "".join(f"p, {', '.join(r)}\n" for r in p_rules)
+        + "".join(f"g, {', '.join(r)}\n" for r in g_rules)
+    )
+    Path(folder, "requests.json").write_text(json.dumps(requests))
+
+
+def run_case(shape: str, n_rules: int, folder: Path) -> dict[str, Any]:
+    """One size of one model, in this (fresh) process; returns the measurements."""
+    import casbin
+    from casbin.persist.adapter import Adapter
+
+    from flask_casbin_guard.authz.engine import EngineHolder, PolicyEngine, parse_model
+    from flask_casbin_guard.store.csv import read_policy_file
+
+    model = MODELS[shape]
+    arities = {"p": 4 if shape == "rbac_dom" else 3, "g": 3 if shape == "rbac_dom" else 2}
+    path = Path(folder, "policy.csv")
+    requests = [tuple(r) for r in json.loads(Path(folder, "requests.json").read_text())]
+    rss_start = rss_mib()
+
+    started = time.perf_counter()
+    rows = read_policy_file(path, arities)
+    parsed = time.perf_counter()
+    holder = EngineHolder(PolicyEngine(model, rows, source=shape, cache_size=0))
+    loaded = time.perf_counter()
+    del rows
+    assert holder.engine.fast, holder.engine.reason
+    uncached = rate(holder.engine.enforce, requests, 1.0)
+    rss_loaded = rss_mib()
+
+    # A reload as a watcher triggers it: read and validate the file, build, swap.
+    reload_started = time.perf_counter()
+    fresh = read_policy_file(path, arities)
+    reparsed = time.perf_counter()
+    holder.swap(PolicyEngine(model, fresh, source=shape, cache_size=0))
+    reloaded = time.perf_counter()
+    del fresh
+    gc.collect()
+    rss_reloaded = rss_mib()
+
+    ours = holder.engine
+    cached_engine = PolicyEngine(model, ours.rows, source=shape)
+    for request in requests:
+        cached_engine.enforce(*request)
+    cached = rate(cached_engine.enforce, requests, 0.5)
+
+    class Rows(Adapter):  # type: ignore[misc]
+        def load_policy(self, model: Any) -> None:
+            for row in ours.rows:
+                model.model[row.ptype[0]][row.ptype].policy.append(list(row.values))
+
+    reference = casbin.Enforcer(parse_model(model, shape), Rows())
+    # pycasbin costs ~3.5 us per rule per call: about one second per pass over the sample
+    sample = requests[: max(6, min(len(requests), 300_000 // n_rules))]
+    reference_rate = rate(reference.enforce, sample, 1.0)
+    agree = all(
+        ours.explain(*request) == tuple_result(reference.enforce_ex(*request)) for request in sample
+    )
+    return {
+        "shape": shape,
+        "rules": n_rules,
+        "pycasbin": reference_rate,
+        "uncached": uncached,
+        "cached": cached,
+        "csv": parsed - started,
+        "load": loaded - started,
+        "reload": reloaded - reload_started,
+        "build": reloaded - reparsed,
+        "rss": max(rss_loaded, rss_reloaded),
+        "rss_start": rss_start,
+        "agree": agree,
+    }
+
+
+def tuple_result(result: Any) -> tuple[bool, tuple[str, ...]]:
+    allowed, rule = result
+    return bool(allowed), tuple(rule)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1k and 10k rules only")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # child mode: shape:rules:folder
+    args = parser.parse_args()
+    if args.case:
+        shape, rules, folder = args.case.split(":", 2)
+        print(json.dumps(run_case(shape, int(rules), Path(folder))))
+        return
+    sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
+    results = []
+    for shape in MODELS:
+        for size in sizes:
+            print(f"running {shape} at {size:,} rules...", file=sys.stderr, flush=True)
+            with tempfile.TemporaryDirectory() as folder:
+                write_case(shape, size, Path(folder))
+                child = subprocess.run(  # noqa: S603 - this script, fixed arguments
+                    [sys.executable, __file__, "--case", f"{shape}:{size}:{folder}"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+            results.append(json.loads(child.stdout))
+    header = (
+        "| model | p rules | pycasbin/s | uncached/s | cached/s | uncached/pycasbin "
+        "| load s | reload s | reload w/o CSV s | RSS MiB | agree |"
+    )
+    print(header)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
+    for r in results:
+        print(
+            f"| {r['shape']} | {r['rules']:,} | {r['pycasbin']:,.1f} | {r['uncached']:,.0f} "
+            f"| {r['cached']:,.0f} | {r['uncached'] / r['pycasbin']:,.0f}x | {r['load']:.2f} "
+            f"| {r['reload']:.2f} | {r['build']:.2f} | {r['rss']:.0f} "
+            f"| {'yes' if r['agree'] else 'NO'} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
