@@ -109,6 +109,7 @@ def policy_validate_command() -> None:
         raise click.ClickException(str(error)) from None
     engine = state.holder.engine
     click.echo(f"ok: {len(engine.rows)} rule(s), request ({', '.join(engine.request_tokens)})")
+    click.echo("engine: indexed" if engine.fast else f"engine: pycasbin scan ({engine.reason})")
 
 
 @policy_cli.command("add")

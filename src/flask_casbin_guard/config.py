@@ -61,6 +61,8 @@ class GuardSettings:
     watcher_interval: float = 5.0
     #: declaration applied to routes registered without one (``None``: refuse them)
     default_authorize: Any = None
+    #: decisions remembered per policy version (LRU); 0 turns the cache off
+    decision_cache_size: int = 16384
     #: roles given to users created through the user store
     default_roles: tuple[str, ...] = ()
     #: ``"prod"`` or ``"dev"``
@@ -216,6 +218,12 @@ def _interval(name: str, value: Any) -> float:
     return float(value)
 
 
+def _cache_size(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10_000_000:
+        raise ConfigurationError(f"{_key(name)} must be an integer from 0 to 10000000")
+    return value
+
+
 def _str(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigurationError(f"{_key(name)} must be a string")
@@ -245,6 +253,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "watcher_interval": _interval,
     "default_authorize": _any,
     "default_roles": _names,
+    "decision_cache_size": _cache_size,
     "mode": _mode,
     "open_static": _bool,
     "realm": _opt_str,

@@ -29,6 +29,7 @@ from .pipeline import (
     builtin_providers,
     compile_route,
     current_identity,
+    explain_header,
     guard_view,
     known_login,
     route_of,
@@ -86,6 +87,7 @@ class CasbinGuard(AccountsAPI):
         # Registered first so that no other hook runs for an endpoint no declaration covers.
         app.before_request_funcs.setdefault(None, []).insert(0, _refuse_uncovered)
         app.register_error_handler(GuardHTTPError, self._render_error)
+        app.after_request(explain_header)
         from .cli import guard_cli  # the CLI sits above the extension in the layers
 
         app.cli.add_command(guard_cli)
@@ -204,8 +206,21 @@ class CasbinGuard(AccountsAPI):
         """The decision and the policy rule that decided it."""
         return self._state().holder.engine.explain(sub, *args)
 
-    def has_role(self, user: str, role: str) -> bool:
-        return self._state().holder.engine.has_role(user, role)
+    def has_role(self, user: str, role: str, domain: str | None = None) -> bool:
+        """Whether ``user`` holds ``role`` (in ``domain``, for models with domains)."""
+        return self._state().holder.engine.has_role(user, role, domain)
+
+    def add_function(self, name: str, function: Callable[..., Any]) -> None:
+        """Register a matcher function (``m = ... && myMatch(r.obj, p.obj)``).
+
+        Apps already serving rebuild their engine with it. Decisions of models that use custom
+        functions are not cached: the guard cannot know the function is pure.
+        """
+        if not name.isidentifier():
+            raise ConfigurationError(f"{name!r} cannot be a matcher function name")
+        self.functions[name] = function
+        for state in list(self._states.values()):
+            state.functions_changed()
 
     def reload_policy(self) -> None:
         """Re-read ``GUARD_MODEL``/``GUARD_POLICY`` and swap atomically (old kept on error)."""

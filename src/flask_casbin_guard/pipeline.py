@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 STATE_KEY = "casbin_guard.state"
 _IDENTITY = "_casbin_guard_identity"
+#: where dev mode collects the decisions of a request for the explain header
+EXPLAIN_KEY = "_casbin_guard_explain"
+EXPLAIN_HEADER = "X-Guard-Explain"
 _UNSET = object()
 
 
@@ -184,6 +187,16 @@ def current_identity(
     return memo[schemes]
 
 
+def explain_header(response: Any) -> Any:
+    """Dev mode: the decisions of this request and their rules, in one response header."""
+    decisions = g.get(EXPLAIN_KEY)
+    if decisions:
+        text = "; ".join(decisions)
+        # Header values must be latin-1 and one line: escape anything else.
+        response.headers[EXPLAIN_HEADER] = text.encode("unicode_escape").decode("ascii")[:2000]
+    return response
+
+
 def current_session() -> Any:
     """The request's Flask session (the ``session`` scheme reads its login there)."""
     return session
@@ -204,6 +217,8 @@ class _Caller:
     login: str
     #: the request's tenant (Casbin domain) for models with domains, else ``None``
     tenant: str | None
+    #: record each decision and its rule for the dev-mode explain header
+    explain: bool = False
 
 
 def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
@@ -213,14 +228,15 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     if declaration.close:
         raise AccessDenied(f"{route.endpoint}: closed route")
     # One engine for the whole request, even if a reload swaps another in meanwhile.
-    caller = _Caller(state.holder.engine, route, "", None)
+    explain = state.settings.mode == "dev"
+    caller = _Caller(state.holder.engine, route, "", None, explain)
     if declaration.needs_user:
         identity = current_identity(state, route.authn)
         if identity is None:
             raise AuthenticationRequired(f"{route.endpoint}: no credentials")
         if declaration.uses_policy:
             tenant = _tenant(state, caller.engine, view_args, identity)
-            caller = _Caller(caller.engine, route, identity.login, tenant)
+            caller = _Caller(caller.engine, route, identity.login, tenant, explain)
             _check_route_level(caller)
     if route.plan.params:
         values, issues = bind(route.plan, view_args, request)
@@ -296,8 +312,11 @@ def _decide(caller: _Caller, obj: Any, act: str) -> None:
     except PolicyError as error:
         # Logged once, by the error renderer; the message names the failure, not the policy.
         raise PolicyUnavailable(f"{endpoint}: {error}") from None
+    because = f" (rule: {', '.join(rule)})" if rule else " (no rule matched)"
+    if caller.explain:
+        verdict = "allow" if allowed else "deny"
+        g.setdefault(EXPLAIN_KEY, []).append(f"{verdict} {act} {obj}{because}")
     if not allowed:
-        because = f" (rule: {', '.join(rule)})" if rule else ""
         raise AccessDenied(f"{endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .authz.engine import EngineHolder, PolicyEngine
+from .authz.engine import DECISION_CACHE_SIZE, EngineHolder, PolicyEngine
 from .errors import PolicyError
 from .store.base import PolicyStore
 from .store.csv import PolicyRow, check_row, read_policy_file
@@ -34,8 +34,10 @@ class PolicyManager:
         store: PolicyStore | None,
         holder: EngineHolder,
         functions: Mapping[str, Callable[..., Any]] | None = None,
+        cache_size: int = DECISION_CACHE_SIZE,
     ) -> None:
         self.model_text, self.source, self.store = model_text, source, store
+        self.cache_size = cache_size
         self.holder = holder
         self.functions = dict(functions or {})
         self.arities = holder.engine.arities
@@ -146,7 +148,18 @@ class PolicyManager:
 
     # -- internals ----------------------------------------------------------------------------
     def _engine(self, rows: builtins.list[PolicyRow]) -> PolicyEngine:
-        return PolicyEngine(self.model_text, rows, source=self.source, functions=self.functions)
+        return PolicyEngine(
+            self.model_text,
+            rows,
+            source=self.source,
+            functions=self.functions,
+            cache_size=self.cache_size,
+        )
+
+    def rebuild(self) -> None:
+        """Rebuild the engine from the current rows (after a matcher function changed)."""
+        with self._lock:
+            self.holder.swap(self._engine(list(self.holder.engine.rows)))
 
     def _commit(self, engine: PolicyEngine) -> None:
         """Swap in ``engine`` — or the store's rows if another process wrote meanwhile."""

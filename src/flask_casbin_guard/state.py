@@ -65,6 +65,8 @@ class AppState:
     # -- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
         """Read ``GUARD_*`` and load the policy (once; raises on any configuration error)."""
+        if self._settings is not None:
+            return  # the per-request path: no lock once prepared
         with self._lock:
             if self._settings is not None:
                 return
@@ -77,9 +79,17 @@ class AppState:
                 # The store's pooled connections close when this app's state goes away.
                 weakref.finalize(self, store.close)
             version, rows = store.load_versioned(arities) if store is not None else (None, [])
-            engine = PolicyEngine(text, rows, source=source, functions=self.guard.functions)
+            engine = PolicyEngine(
+                text,
+                rows,
+                source=source,
+                functions=self.guard.functions,
+                cache_size=settings.decision_cache_size,
+            )
             holder = EngineHolder(engine)
-            policies = PolicyManager(text, source, store, holder, self.guard.functions)
+            policies = PolicyManager(
+                text, source, store, holder, self.guard.functions, settings.decision_cache_size
+            )
             policies.version = version
             watcher = None
             if isinstance(store, DatabaseStore):
@@ -232,6 +242,12 @@ class AppState:
             if self._failed_version != version or version is None:
                 log.error("policy reload failed, keeping the previous policy: %s", error)
             self._failed_version = version
+
+    def functions_changed(self) -> None:
+        """A matcher function was registered: rebuild the engine if this app is serving."""
+        if self._policies is not None:
+            self._policies.functions = dict(self.guard.functions)
+            self._policies.rebuild()
 
     def reload_policy(self) -> None:
         """Re-read the policy from its store, then swap; on any error the current one stays."""
