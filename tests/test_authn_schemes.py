@@ -236,7 +236,7 @@ def test_registry_builds_in_order() -> None:
     ("auth", "testing", "fragment"),
     [
         (["session"], True, "needs the app's session"),
-        (["apikey"], True, "not available yet"),
+        (["apikey"], True, "needs the built-in user store"),
         (["kerberos"], True, "unknown authentication scheme 'kerberos'"),
         (["fake"], False, "app.testing"),
         (["remote_user"], True, "GUARD_TRUSTED_PROXIES"),

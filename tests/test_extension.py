@@ -122,7 +122,7 @@ def test_configuration_errors_surface_at_init_app(guard_config: dict[str, Any]) 
         CasbinGuard(plain_app({**guard_config, "GUARD_POLICY": "/nonexistent/policy.csv"}))
     with pytest.raises(ConfigurationError, match="'session' scheme needs SECRET_KEY"):
         CasbinGuard(plain_app({**guard_config, "GUARD_AUTH": ["session"]}))
-    with pytest.raises(ConfigurationError, match="'apikey' is not available"):
+    with pytest.raises(ConfigurationError, match="'apikey' scheme needs the built-in user store"):
         CasbinGuard(plain_app({**guard_config, "GUARD_AUTH": ["apikey"]}))
     with pytest.raises(ConfigurationError, match="unknown authentication scheme 'kerberos'"):
         CasbinGuard(plain_app({**guard_config, "GUARD_AUTH": ["kerberos"]}))

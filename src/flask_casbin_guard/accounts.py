@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .authn.passwords import PasswordHasher, check_password_policy
 from .authn.revocation import check_identity
 from .authn.session import Session, end_session, start_session
 from .config import GuardSettings
-from .errors import AuthenticationFailed, GuardError
-from .identity import Identity
+from .errors import AuthenticationFailed, ConfigurationError, GuardError
+from .identity import Identity, is_safe_login
+from .store.users import UserStore
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -101,6 +103,56 @@ class AccountsAPI:
         state = self._state()
         state.revocations.revoke(sid, issued + state.settings.session_lifetime)
         return True
+
+    @property
+    def users(self) -> UserStore:
+        """The built-in user store (needs a database ``GUARD_POLICY``)."""
+        users = self._state().users
+        if users is None:
+            raise ConfigurationError("the built-in user store needs a database GUARD_POLICY")
+        return users
+
+    def create_user(
+        self, login: str, password: str, *, roles: Iterable[str] = (), active: bool = True
+    ) -> None:
+        """Create a user with a hashed password and ``GUARD_DEFAULT_ROLES`` plus ``roles``.
+
+        :raises PasswordPolicyError: for a password the policy refuses.
+        :raises UserExists: when the login is taken.
+        :raises ValueError: for an unusable login, or one equal to a role name.
+        """
+        state = self._state()
+        if not is_safe_login(login):
+            raise ValueError(f"unusable login {login!r}")
+        if login in state.holder.engine.roles:
+            raise ValueError(f"login {login!r} is a role name: it would get none of its rights")
+        users = self.users
+        users.create(login, self.hash_password(password), active=active)
+        for role in dict.fromkeys((*state.settings.default_roles, *roles)):
+            state.policies.add_role(login, role)
+
+    def set_password(self, login: str, password: str) -> None:
+        """Change a password: sessions and tokens issued before stop working."""
+        self.users.set_password(login, self.hash_password(password))
+        self._forget(login)
+
+    def set_active(self, login: str, active: bool) -> None:
+        """Enable or disable a user; disabling rejects their sessions, tokens and keys."""
+        self.users.set_active(login, active)
+        self._forget(login)
+
+    def create_api_key(self, login: str, name: str | None = None) -> str:
+        """A new API key for ``login``: shown this once, stored only as a hash."""
+        return self.users.create_api_key(login, name)
+
+    @property
+    def registration_open(self) -> bool:
+        return self._state().settings.registration
+
+    def _forget(self, login: str) -> None:
+        forget = getattr(self._state().revocations, "forget", None)
+        if forget is not None:
+            forget(login)
 
     def revoke_user(self, login: str) -> None:
         """Invalidate every session and token ``login`` holds now (not later ones)."""

@@ -6,6 +6,8 @@
 CSRF token; ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token. For API clients,
 ``POST /token`` trades a login and password for an access and a refresh token, ``POST /refresh``
 trades a refresh token for a new pair (the old one is revoked), ``POST /revoke`` revokes a token.
+``POST /register`` creates a user of the built-in store when ``GUARD_REGISTRATION`` is true (404
+otherwise), with ``GUARD_DEFAULT_ROLES``; it answers the same whether the login was free or not.
 Every password check is rate limited like the other password schemes.
 """
 
@@ -15,11 +17,14 @@ from typing import Annotated, Any
 
 from flask import Request
 from flask.sessions import SessionMixin
+from werkzeug.exceptions import NotFound
 
 from .app import Blueprint
 from .authn.session import csrf_token
+from .errors import ParameterError, ParamIssue, PasswordPolicyError
 from .extension import CasbinGuard
 from .params.markers import Param
+from .store.users import UserExists
 
 
 def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
@@ -62,6 +67,22 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
     def revoke(guard: CasbinGuard, token: str) -> dict[str, Any]:
         guard.revoke_token(token)
         return {"revoked": True}
+
+    @bp.post("/register", authorize="OPEN")
+    def register(
+        guard: CasbinGuard, user: Annotated[str, Param("login")], password: str
+    ) -> tuple[dict[str, Any], int]:
+        if not guard.registration_open:
+            raise NotFound()
+        try:
+            guard.create_user(user, password)
+        except UserExists:
+            pass  # the same answer either way: registration must not reveal who exists
+        except PasswordPolicyError as error:
+            raise ParameterError([ParamIssue("password", "json", str(error))]) from None
+        except ValueError as error:
+            raise ParameterError([ParamIssue("login", "json", str(error))]) from None
+        return {"status": "accepted"}, 202
 
     return bp
 

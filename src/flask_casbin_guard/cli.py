@@ -6,7 +6,7 @@ import datetime as dt
 import re
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from flask import current_app
@@ -215,6 +215,96 @@ def hash_password_command(password_stdin: bool) -> None:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     click.echo(_state().guard.hash_password(password))
+
+
+user_cli = AppGroup("user", help="Manage users of the built-in user store.")
+apikey_cli = AppGroup("apikey", help="Manage API keys of the built-in user store.")
+guard_cli.add_command(user_cli)
+guard_cli.add_command(apikey_cli)
+
+
+def _password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@user_cli.command("create")
+@click.argument("login")
+@click.option("--role", "roles", multiple=True, help="A role to give (repeatable).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_create_command(login: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+    """Create a user (with GUARD_DEFAULT_ROLES and the --role ones)."""
+    password = _password(password_stdin)
+    _account(lambda guard: guard.create_user(login, password, roles=roles))
+    click.echo(f"created {login}")
+
+
+@user_cli.command("passwd")
+@click.argument("login")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_passwd_command(login: str, password_stdin: bool) -> None:
+    """Set a new password (earlier sessions and tokens stop working)."""
+    password = _password(password_stdin)
+    _account(lambda guard: guard.set_password(login, password))
+    click.echo(f"password changed for {login}")
+
+
+@user_cli.command("disable")
+@click.argument("login")
+def user_disable_command(login: str) -> None:
+    """Disable a user: their sessions, tokens and keys are refused from the next request."""
+    _account(lambda guard: guard.set_active(login, False))
+    click.echo(f"disabled {login}")
+
+
+@user_cli.command("enable")
+@click.argument("login")
+def user_enable_command(login: str) -> None:
+    """Enable a disabled user again."""
+    _account(lambda guard: guard.set_active(login, True))
+    click.echo(f"enabled {login}")
+
+
+@user_cli.command("list")
+def user_list_command() -> None:
+    """List users (never their password hashes)."""
+    for user in _account(lambda guard: guard.users.list()):
+        state = "active" if user.active else "disabled"
+        click.echo(f"{user.login}  {state}  created {user.created_at:%Y-%m-%d %H:%M}")
+
+
+@apikey_cli.command("create")
+@click.argument("login")
+@click.option("--name", help="What the key is for.")
+def apikey_create_command(login: str, name: str | None) -> None:
+    """Create an API key for LOGIN and print it: it is shown this once."""
+    click.echo(_account(lambda guard: guard.create_api_key(login, name)))
+
+
+@apikey_cli.command("list")
+@click.argument("login", required=False)
+def apikey_list_command(login: str | None) -> None:
+    """List API keys (ids only: the keys themselves cannot be shown again)."""
+    for key in _account(lambda guard: guard.users.list_api_keys(login)):
+        state = "revoked" if key.revoked else "active"
+        click.echo(f"{key.key_id}  {key.login}  {state}  {key.name or ''}".rstrip())
+
+
+@apikey_cli.command("revoke")
+@click.argument("key_id")
+def apikey_revoke_command(key_id: str) -> None:
+    """Revoke an API key by its id."""
+    if not _account(lambda guard: guard.users.revoke_api_key(key_id)):
+        raise click.ClickException(f"no API key {key_id!r}")
+    click.echo(f"revoked {key_id}")
+
+
+def _account(action: Callable[[Any], T]) -> T:
+    try:
+        return action(_state().guard)
+    except (GuardError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _change(action: Callable[[PolicyManager], T]) -> T:

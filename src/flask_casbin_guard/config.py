@@ -82,6 +82,10 @@ class GuardSettings:
     #: form/JSON field names read by the ``param`` scheme
     param_user: str = "login"
     param_password: str = "password"  # noqa: S105 - a field name
+    #: header carrying API keys (``apikey`` scheme)
+    apikey_header: str = "X-API-Key"
+    #: whether the auth blueprint offers ``POST /register`` (built-in user store)
+    registration: bool = False
     #: proxies (addresses or networks) whose ``remote_user`` header is trusted
     trusted_proxies: tuple[str, ...] = ()
     #: header a trusted proxy sets to the authenticated login
@@ -264,6 +268,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "param_user": _opt_str,
     "param_password": _opt_str,
     "trusted_proxies": lambda n, v: _names(n, v) if v else (),
+    "apikey_header": _opt_str,
+    "registration": _bool,
     "remote_user_header": _opt_str,
     "auth_rate_limit": _str,
     "auth_ip_rate_limit": _str,

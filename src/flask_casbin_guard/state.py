@@ -16,7 +16,12 @@ from .authn.chain import AuthChain
 from .authn.credentials import PasswordChecker
 from .authn.ratelimit import FailureLimiter
 from .authn.registry import PASSWORD_SCHEMES, build_schemes
-from .authn.revocation import MemoryRevocations, Revocations, check_identity
+from .authn.revocation import (
+    MemoryRevocations,
+    Revocations,
+    StoreRevocations,
+    check_identity,
+)
 from .authz.engine import EngineHolder, PolicyEngine, model_arities, parse_model
 from .authz.tenants import TenantResolver
 from .config import GuardSettings
@@ -26,6 +31,7 @@ from .loading import check_unsupported, open_store, read_model
 from .pipeline import GuardedRoute, current_session
 from .policies import PolicyManager
 from .store.database import DatabaseStore
+from .store.users import UserStore
 from .sync.base import Watcher, make_watcher
 from .types import PasswordGetter
 
@@ -52,6 +58,8 @@ class AppState:
         #: revoked sessions and tokens, per-user stamps, disabled accounts
         self.revocations: Revocations = MemoryRevocations()
         self.password_checker: PasswordChecker | None = None
+        #: the built-in user store (database policy stores only)
+        self.users: UserStore | None = None
         self._watcher: Watcher | None = None
         self._failed_version: int | None = None
         self._watch_callback: Callable[[int | None], None] = self._on_change
@@ -93,6 +101,10 @@ class AppState:
             policies.version = version
             watcher = None
             if isinstance(store, DatabaseStore):
+                # The built-in user store lives in the policy database: users, API keys,
+                # revocations are then shared by every process.
+                self.users = UserStore(store.engine)
+                self.revocations = StoreRevocations(self.users)
                 # Without GUARD_WATCHER a database store is still polled: processes sharing it
                 # would otherwise never see each other's changes.
                 spec = settings.watcher or "poll"
@@ -127,6 +139,7 @@ class AppState:
                 rehash=self._store_rehash,
                 limiter=limiter,
                 session=current_session,
+                api_keys=self.users.check_api_key if self.users is not None else None,
             )
             #: the checks of every password login (rate limit, dummy hash, rehash)
             self.password_checker = PasswordChecker(
@@ -150,7 +163,7 @@ class AppState:
             return
         with self._lock:
             self.prepare()
-            needs_getter = PASSWORD_SCHEMES.intersection(self.settings.auth)
+            needs_getter = PASSWORD_SCHEMES.intersection(self.settings.auth) - {"apikey"}
             if needs_getter and self.password_getter is None:
                 raise ConfigurationError(
                     f"GUARD_AUTH enables {sorted(needs_getter)} but no password getter is set: "
@@ -190,7 +203,10 @@ class AppState:
 
     @property
     def password_getter(self) -> PasswordGetter | None:
-        return self.settings.get_user_pass or self.guard.password_getter_func
+        found = self.settings.get_user_pass or self.guard.password_getter_func
+        if found is None and self.users is not None:
+            return self.users.password_hash  # None for unknown and disabled users alike
+        return found
 
     def _get_user_pass(self, login: str) -> str | None:
         getter = self.password_getter
@@ -200,6 +216,9 @@ class AppState:
         setter = self.guard.password_setter_func
         if setter is not None:
             setter(login, new_hash)
+        elif self.users is not None and self.password_getter == self.users.password_hash:
+            # An upgraded hash of the same password: sessions and tokens stay valid.
+            self.users.set_password(login, new_hash, revoke_tokens=False)
 
     def authenticate(self, req: Request, schemes: frozenset[str] | None = None) -> Identity | None:
         """The caller, trying every enabled scheme or only ``schemes`` (a route's ``authn=``)."""

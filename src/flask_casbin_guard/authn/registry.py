@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import GuardSettings
 from ..errors import ConfigurationError
+from .apikey import ApiKeyScheme, KeyChecker
 from .base import Scheme
 from .basic import BasicScheme
 from .bearer import BearerScheme
@@ -22,8 +23,8 @@ from .session import Session, SessionScheme
 #: entry-point group through which installed packages offer schemes
 ENTRY_POINT_GROUP = "flask_casbin_guard.schemes"
 #: schemes named in the API that later versions provide; refused clearly until then
-PLANNED = frozenset({"apikey"})
-PASSWORD_SCHEMES = frozenset({"basic", "param", "session"})
+PLANNED: frozenset[str] = frozenset()
+PASSWORD_SCHEMES = frozenset({"basic", "param", "session", "apikey"})
 
 
 def build_schemes(
@@ -38,6 +39,7 @@ def build_schemes(
     rehash: Rehasher | None,
     limiter: FailureLimiter | None = None,
     session: Callable[[], Session] | None = None,
+    api_keys: KeyChecker | None = None,
 ) -> list[Scheme]:
     """The schemes of ``GUARD_AUTH``, in order.
 
@@ -74,6 +76,12 @@ def build_schemes(
             if session is None:
                 raise ConfigurationError("the 'session' scheme needs the app's session")
             schemes.append(SessionScheme(session, settings.session_lifetime))
+        elif name == "apikey":
+            if api_keys is None:
+                raise ConfigurationError(
+                    "the 'apikey' scheme needs the built-in user store: a database GUARD_POLICY"
+                )
+            schemes.append(ApiKeyScheme(api_keys, settings.apikey_header, limiter))
         elif name == "fake":
             schemes.append(FakeScheme(testing))
         elif name in PLANNED:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import AuthenticationFailed
 from ..identity import Identity
@@ -83,3 +83,56 @@ def check_identity(identity: Identity, revocations: Revocations) -> Identity:
     if stamp is not None and isinstance(issued, int | float) and issued < stamp:
         raise AuthenticationFailed(f"{identity.scheme}: credential issued before revocation")
     return identity
+
+
+class StoreRevocations:
+    """Revocations kept in the user store (a database shared by every process).
+
+    Answers are remembered for ``ttl`` seconds per login, so an authenticated request does not
+    cost three queries; a change made through this process clears them at once, and other
+    processes see it within ``ttl``.
+    """
+
+    def __init__(self, store: Any, ttl: float = 1.0) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._users: dict[str, tuple[float, bool | None, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def is_revoked(self, jti: str) -> bool:
+        return bool(self._store.is_revoked(jti))
+
+    def revoke(self, jti: str, expires_at: float) -> None:
+        self._store.revoke_jti(jti, expires_at)
+
+    def revoke_user(self, login: str) -> None:
+        self._store.revoke_tokens(login)
+        self.forget(login)
+
+    def valid_after(self, login: str) -> float | None:
+        return self._user(login)[2]
+
+    def is_active(self, login: str) -> bool | None:
+        return self._user(login)[1]
+
+    def forget(self, login: str | None = None) -> None:
+        """Drop remembered answers (one login, or all) after a change made here."""
+        with self._lock:
+            if login is None:
+                self._users.clear()
+            else:
+                self._users.pop(login, None)
+
+    def _user(self, login: str) -> tuple[float, bool | None, float | None]:
+        now = time.monotonic()
+        found = self._users.get(login)
+        if found is None or now - found[0] > self._ttl:
+            record = self._store.get(login)
+            active = None if record is None else bool(record.active)
+            stamp = None if record is None else float(record.tokens_valid_after)
+            found = (now, active, stamp)
+            with self._lock:
+                if len(self._users) > 10_000:  # unknown logins must not grow memory for ever
+                    self._users.clear()
+                self._users[login] = found
+        return found
