@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import time
 import uuid
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -17,6 +20,9 @@ from .base import quote_realm
 
 #: Claims the guard sets itself; callers of ``create_token`` cannot override them.
 RESERVED_CLAIMS = frozenset({"sub", "exp", "iat", "nbf", "jti", "iss", "aud", "type"})
+
+#: Verified tokens remembered per scheme (LRU).
+TOKEN_CACHE_SIZE = 4096
 
 #: Longest token we try to decode: larger headers are refused before any parsing.
 MAX_TOKEN_LENGTH = 8192
@@ -38,11 +44,18 @@ class BearerScheme:
         self._expires = settings.jwt_expires
         self._refresh_expires = settings.jwt_refresh_expires
         self._leeway = settings.jwt_leeway
+        leeway = settings.jwt_leeway
+        self._leeway_seconds = (
+            leeway.total_seconds() if isinstance(leeway, dt.timedelta) else leeway
+        )
         required = ["exp", "sub"]
         required += ["iss"] if self._issuer else []
         required += ["aud"] if self._audience else []
         self._options: jwt.types.Options = {"require": required}
         self._challenge = f"Bearer realm={quote_realm(realm)}"
+        # Verified claims by token, until the token expires: a signature check costs ~40 µs per
+        # request, a cache hit under 1 µs. Revocation is checked on every request after this.
+        self._verified = functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)(self._verify)
 
     def challenge(self) -> str:
         return self._challenge
@@ -63,6 +76,15 @@ class BearerScheme:
         """
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationFailed("bearer: missing or oversized token")
+        claims = self._verified(token)
+        if claims["exp"] + self._leeway_seconds < time.time():
+            raise AuthenticationFailed("bearer: ExpiredSignatureError")  # expired while cached
+        if claims.get("type", "access") != kind:
+            raise AuthenticationFailed(f"bearer: not an {kind} token")
+        return dict(claims)
+
+    def _verify(self, token: str) -> Mapping[str, Any]:
+        """Signature and claims of ``token``; raises (and caches nothing) when invalid."""
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -76,11 +98,9 @@ class BearerScheme:
         except jwt.PyJWTError as error:
             # The reason is for the log; the client gets the generic 401 body.
             raise AuthenticationFailed(f"bearer: {type(error).__name__}") from None
-        if claims.get("type", "access") != kind:
-            raise AuthenticationFailed(f"bearer: not an {kind} token")
-        if not is_safe_login(claims["sub"]):
-            raise AuthenticationFailed("bearer: unusable subject")
-        return claims
+        if not is_safe_login(claims["sub"]) or not isinstance(claims["exp"], int | float):
+            raise AuthenticationFailed("bearer: unusable subject or expiry")
+        return MappingProxyType(claims)
 
     def create_token(
         self,

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+import string
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ MAX_JTI = 64
 API_KEY_PREFIX = "gk_"
 #: characters of the public key id (9 random bytes in url-safe base64)
 KEY_ID_LENGTH = 12
+_ID_ALPHABET = string.ascii_letters + string.digits
 #: random bytes of the secret part: 256 bits, twice ASVS 5.0 7.2.3's 128
 SECRET_BYTES = 32
 # token_urlsafe drops the base64 padding: 32 bytes make 43 characters
@@ -169,7 +171,9 @@ def _check_columns(connection: Any, table: Table) -> None:
 
 def new_api_key() -> tuple[str, str, str]:
     """``(full key, key id, hash of the secret)`` for a new random key."""
-    key_id = secrets.token_urlsafe(9)  # 9 bytes -> exactly KEY_ID_LENGTH characters
+    # Letters and digits only: an id starting with "-" would read as a command-line option,
+    # and "_" would blur where the id ends in the key. 62**12 ids: collisions are not a concern.
+    key_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(KEY_ID_LENGTH))
     secret = secrets.token_urlsafe(SECRET_BYTES)
     return f"{API_KEY_PREFIX}{key_id}_{secret}", key_id, hash_secret(secret)
 
