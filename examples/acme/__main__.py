@@ -26,6 +26,10 @@ manager of store 1, policy admin), bob/bob-pass (employee, manager of store 2), 
   curl -i -u alice:alice-pass -X DELETE {base}/store/1      # 403 CLOSE
   curl -i -u alice:alice-pass {base}/guard/roles/bob        # 200 admin API (alice is policy_admin)
   curl -i -u bob:bob-pass {base}/guard/policies             # 403 admin API for admins only
+  curl -i -c acme.cookies -H 'Content-Type: application/json' -d '{{"login": "bob", "password": "bob-pass"}}' {base}/auth/login  # 200 session cookie + csrf_token
+  curl -i -b acme.cookies {base}/store                      # 200 by session cookie
+  curl -i -b acme.cookies -X POST {base}/auth/logout        # 403 cookie requests need X-CSRF-Token
+  curl -i -H 'Content-Type: application/json' -d '{{"login": "bob", "password": "bob-pass"}}' {base}/auth/token  # 200 access + refresh tokens
   TOKEN=$(curl -s -u alice:alice-pass -X POST {base}/login | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   curl -i -H "Authorization: Bearer $TOKEN" {base}/whoami   # 200 with a JWT
 """

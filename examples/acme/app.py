@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from flask_casbin_guard import CurrentUser, Flask, current_user
 from flask_casbin_guard.admin import admin_blueprint
+from flask_casbin_guard.auth import auth_blueprint
 
 HERE = Path(__file__).parent
 log = logging.getLogger("acme")
@@ -59,18 +60,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # A fresh secret per run: tokens die with the process, and no secret is committed.
         secret = secrets.token_urlsafe(48)
         log.warning("ACME_JWT_SECRET is not set: using a random secret for this run")
+    session_key = os.environ.get("ACME_SECRET_KEY") or secrets.token_urlsafe(48)
     app.config.update(
         GUARD_MODEL="model.conf",
         # The embedded SQLite default (instance/acme.db), seeded from policy.csv when empty.
         GUARD_POLICY=os.environ.get("ACME_POLICY", "sqlite:///acme.db"),
         GUARD_POLICY_SEED="policy.csv",
-        GUARD_AUTH=["bearer", "basic"],
+        SECRET_KEY=session_key,
+        GUARD_AUTH=["bearer", "session", "basic"],
         GUARD_GET_USER_PASS=users.get,
         GUARD_JWT_SECRET=secret,
     )
     app.config.update(config or {})
     register_routes(app)
     app.register_blueprint(admin_blueprint(authorize="policy_admin"), url_prefix="/guard")
+    app.register_blueprint(auth_blueprint(), url_prefix="/auth")
     return app
 
 

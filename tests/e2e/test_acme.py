@@ -97,6 +97,18 @@ def test_closed_route(client: FlaskClient) -> None:
     assert client.delete("/store/1", headers=ALICE).status_code == 403
 
 
+def test_session_login_and_token_endpoints(client: FlaskClient) -> None:
+    login = client.post("/auth/login", json={"login": "bob", "password": "bob-pass"})
+    assert login.status_code == 200
+    assert client.get("/store").json["user"] == "bob"
+    assert client.post("/auth/logout").status_code == 403  # CSRF token required
+    headers = {"X-CSRF-Token": login.json["csrf_token"]}
+    assert client.post("/auth/logout", headers=headers).json == {"logged_out": True}
+    assert client.get("/store").status_code == 401
+    tokens = client.post("/auth/token", data={"login": "bob", "password": "bob-pass"}).json
+    assert client.get("/store", headers=bearer(tokens["access_token"])).status_code == 200
+
+
 def test_login_returns_a_working_token(client: FlaskClient) -> None:
     token = client.post("/login", headers=ALICE).json["token"]
     assert client.get("/whoami", headers=bearer(token)).json == {"user": "alice"}

@@ -74,7 +74,9 @@ def test_printed_curl_examples_give_the_statuses_they_claim(tmp_path: Path) -> N
         wait_until_up(base, process)
         script, expected = examples_script(log.read_text())
         assert len(expected) >= 10 and {200, 400, 401, 403} <= set(expected)
-        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
         assert result.returncode == 0, result.stderr
         assert [int(code) for code in result.stdout.split()] == expected
     finally:
