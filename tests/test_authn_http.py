@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import types
 from typing import Any
 
 import bcrypt
@@ -10,7 +12,7 @@ import flask
 import pytest
 
 from conftest import PASSWORDS
-from flask_casbin_guard import CasbinGuard, CurrentUser, Flask, signals
+from flask_casbin_guard import CasbinGuard, CurrentUser, Flask, Identity, signals
 from flask_casbin_guard.errors import ConfigurationError, PasswordPolicyError
 from helpers import basic, bearer
 
@@ -189,3 +191,65 @@ def test_audit_records_and_signals(app: Flask, caplog: pytest.LogCaptureFixture)
     }
     assert "secret-Pa55word" not in caplog.text
     assert all("\n" not in r.getMessage() for r in records)
+
+
+def test_unknown_user_and_wrong_password_take_the_same_time(guard_config: dict[str, Any]) -> None:
+    import statistics
+    import time
+
+    client = make_app(
+        guard_config, GUARD_AUTH_RATE_LIMIT="", GUARD_AUTH_IP_RATE_LIMIT=""
+    ).test_client()
+
+    def timed(login: str) -> float:
+        start = time.perf_counter()
+        assert client.get("/any", headers=basic(login, "wrong-password!")).status_code == 401
+        return time.perf_counter() - start
+
+    timed("nobody"), timed("alice")  # warm-up: the dummy hash is made on first use
+    unknown = statistics.median(timed("nobody") for _ in range(7))
+    wrong = statistics.median(timed("alice") for _ in range(7))
+    # Both verify one argon2id hash (~20-40 ms); a missing dummy hash would make it ~100x apart.
+    assert 0.5 < unknown / wrong < 2.0, (unknown, wrong)
+
+
+def test_passwords_over_72_bytes_never_match_a_truncating_hash(
+    guard_config: dict[str, Any],
+) -> None:
+    long = "x" * 72
+    stored = {"long": bcrypt.hashpw(long.encode(), bcrypt.gensalt(4)).decode()}
+    client = make_app(guard_config, GUARD_GET_USER_PASS=stored.get).test_client()
+    assert client.get("/any", headers=basic("long", long)).status_code == 200
+    assert client.get("/any", headers=basic("long", long + "y" * 28)).status_code == 401
+
+
+def test_schemes_from_entry_points(
+    guard_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    from flask_casbin_guard.authn import registry
+
+    # An installed package's entry point (the metadata lookup is the only thing replaced here).
+    point = EntryPoint(
+        "header", "test_authn_schemes_plugin:make_scheme", registry.ENTRY_POINT_GROUP
+    )
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [point] if group == point.group else []
+    )
+    plugin = types.ModuleType("test_authn_schemes_plugin")
+
+    class Header:
+        name = "header"
+
+        def authenticate(self, request: Any) -> Identity | None:
+            login = request.headers.get("X-Plugin-User")
+            return Identity(login, "header") if login else None
+
+        def challenge(self) -> None:
+            return None
+
+    plugin.make_scheme = lambda settings: Header()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, plugin.__name__, plugin)
+    client = make_app(guard_config, GUARD_AUTH=["header"]).test_client()
+    assert client.get("/any", headers={"X-Plugin-User": "zoe"}).json == {"user": "zoe"}
