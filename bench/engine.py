@@ -18,7 +18,8 @@ interpreter, imports, the parsed rows and one engine. Columns:
 * uncached/s: ``PolicyEngine(cache_size=0)``, every decision evaluated;
 * cached/s: ``PolicyEngine`` with its LRU, the same 400 requests repeated (all hits);
 * load s: CSV read and validated (store/csv.py), then the engine built;
-* reload s: the same again plus ``EngineHolder.swap``, as a watcher-triggered reload does;
+* reload s: after one rule is appended to the file, the store's reload (read the file, check
+  the lines that changed), an engine build and ``EngineHolder.swap``, as a watcher triggers it;
   reload w/o CSV s: its engine build and swap alone, from validated rows;
 * agree: our decisions equal pycasbin's on every request pycasbin was asked.
 """
@@ -147,7 +148,7 @@ def run_case(shape: str, n_rules: int, folder: Path) -> dict[str, Any]:
     from casbin.persist.adapter import Adapter
 
     from flask_casbin_guard.authz.engine import EngineHolder, PolicyEngine, parse_model
-    from flask_casbin_guard.store.csv import read_policy_file
+    from flask_casbin_guard.store.csvstore import CsvStore
 
     model = MODELS[shape]
     arities = {"p": 4 if shape == "rbac_dom" else 3, "g": 3 if shape == "rbac_dom" else 2}
@@ -155,8 +156,9 @@ def run_case(shape: str, n_rules: int, folder: Path) -> dict[str, Any]:
     requests = [tuple(r) for r in json.loads(Path(folder, "requests.json").read_text())]
     rss_start = rss_mib()
 
+    store = CsvStore(path, arities)
     started = time.perf_counter()
-    rows = read_policy_file(path, arities)
+    rows = store.load()
     parsed = time.perf_counter()
     holder = EngineHolder(PolicyEngine(model, rows, source=shape, cache_size=0))
     loaded = time.perf_counter()
@@ -165,9 +167,16 @@ def run_case(shape: str, n_rules: int, folder: Path) -> dict[str, Any]:
     uncached = rate(holder.engine.enforce, requests, 1.0)
     rss_loaded = rss_mib()
 
-    # A reload as a watcher triggers it: read and validate the file, build, swap.
+    # A reload as a watcher triggers it after one change: the store reads the file and checks
+    # the changed line (lines validated by the last load are not checked again), build, swap.
+    with path.open("a", encoding="utf-8") as stream:
+        stream.write(
+            "p, newcomer, /new/:id, GET\n"
+            if shape != "rbac_dom"
+            else "p, newcomer, d0, /new/:id, GET\n"
+        )
     reload_started = time.perf_counter()
-    fresh = read_policy_file(path, arities)
+    fresh = store.load()
     reparsed = time.perf_counter()
     holder.swap(PolicyEngine(model, fresh, source=shape, cache_size=0))
     reloaded = time.perf_counter()

@@ -83,3 +83,17 @@ def test_missing_file(tmp_path: Path) -> None:
         CsvStore(tmp_path / "nope.csv", ARITIES)
     created = CsvStore(tmp_path / "new.csv", ARITIES, create=True)
     assert created.load() == []
+
+
+def test_reloads_check_only_changed_lines_but_still_check_them(store: CsvStore) -> None:
+    first = store.load()
+    store.path.write_text(TEXT + "g, bob, employee\n")
+    again = store.load()
+    assert again[0] is first[0] and again[1] is first[1]  # unchanged lines: validated once
+    assert again[2] == PolicyRow("g", ("bob", "employee"))
+    store.path.write_text(TEXT + "g, bob\n")  # a changed line is still checked
+    with pytest.raises(PolicyError, match="line 6"):
+        store.load()
+    store.path.write_text(TEXT)
+    assert store.load() == first
+    assert store.load({"p": 3, "g": 2, "g2": 2}) == first  # other arities: no reuse, same answer

@@ -172,3 +172,15 @@ def test_extension_mode_exposes_the_same_api(guard_config: dict[str, Any], tmp_p
     with app.app_context():
         guard.policies.add_role("bob", "employee")
         assert guard.has_role("bob", "employee")
+
+
+def test_database_reloads_reuse_validated_rows(sqlite_store: DatabaseStore) -> None:
+    sqlite_store.add([PolicyRow("g", ("alice", "employee"))])
+    _, first = sqlite_store.load_versioned()
+    sqlite_store.add([PolicyRow("g", ("bob", "employee"))])
+    _, again = sqlite_store.load_versioned()
+    assert again[0] is first[0] and again[1] == PolicyRow("g", ("bob", "employee"))
+    with sqlite_store.engine.begin() as connection:  # a bad row written by another tool
+        connection.exec_driver_sql("INSERT INTO casbin_rule (ptype, v0) VALUES ('g', 'lonely')")
+    with pytest.raises(PolicyError, match="casbin_rule id 3"):
+        sqlite_store.load_versioned()

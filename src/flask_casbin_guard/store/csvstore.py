@@ -29,6 +29,8 @@ class CsvStore:
         self.url = str(self.path)
         self.arities = dict(arities)
         self._lock = threading.Lock()
+        #: rows validated by the last load, by line: a reload re-checks only changed lines
+        self._known: dict[int, PolicyRow] = {}
         if create and not self.path.exists():
             self._write([])
         if not self.path.is_file():
@@ -49,7 +51,10 @@ class CsvStore:
             text = data.decode("utf-8")
         except UnicodeDecodeError as error:
             raise PolicyError(f"{self.url}: not UTF-8 text", original_error=error) from None
-        rows = parse_policy(text.split("\n"), arities or self.arities, self.url)
+        wanted = arities or self.arities
+        # The remembered rows were checked against the store's arities only.
+        known = self._known if dict(wanted) == self.arities else None
+        rows = parse_policy(text.split("\n"), wanted, self.url, known)
         return _digest(data), rows
 
     def load(self, arities: Mapping[str, int] | None = None) -> list[PolicyRow]:

@@ -68,6 +68,8 @@ class DatabaseStore:
     ) -> None:
         check_arities(arities)
         self.arities: dict[str, int] = dict(arities)
+        #: rows validated by the last load, by (ptype, v0..v5)
+        self._known: dict[tuple[Any, ...], PolicyRow] = {}
         if isinstance(database, str):
             self.engine, memory = open_engine(database)
             self._owns_engine = True
@@ -129,7 +131,21 @@ class DatabaseStore:
         with self._reading("load the policy") as connection:
             version = self._version(connection)
             records = connection.execute(select_rows(self._rules).order_by(self._rules.c.id)).all()
-        return version, [self._parse(record, wanted) for record in records]
+        if dict(wanted) != self.arities:
+            return version, [self._parse(record, wanted) for record in records]
+        # Records validated by the last load are not checked again: a reload after one change
+        # re-checks one row, not 100,000.
+        previous, known = self._known, {}
+        rows = []
+        for record in records:
+            key = tuple(record[1:])
+            row = previous.get(key)
+            if row is None:
+                row = self._parse(record, wanted)
+            known[key] = row
+            rows.append(row)
+        self._known = known
+        return version, rows
 
     def export(self) -> list[PolicyRow]:
         """Every row as stored, in id order, without needing the model (``flask guard export``).
