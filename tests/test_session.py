@@ -181,3 +181,28 @@ def test_login_endpoints_are_rate_limited(guard_config: dict[str, Any]) -> None:
         client.post("/auth/login", json={"login": "carol", "password": "wrong-wrong-wrong"})
     limited = client.post("/auth/token", json={"login": "carol", "password": PASSWORDS["carol"]})
     assert limited.status_code == 429
+
+
+def test_tokens_without_iat_or_jti_cannot_escape_revocation(app: Flask) -> None:
+    import jwt
+
+    from helpers import JWT_SECRET
+
+    # Tokens from another issuer may lack iat and jti: they must not outlive a revocation.
+    foreign = jwt.encode(
+        {"sub": "alice", "exp": int(time.time()) + 600}, JWT_SECRET, algorithm="HS256"
+    )
+    client = app.test_client()
+    assert client.get("/me", headers=bearer(foreign)).status_code == 200
+    assert (
+        client.post("/auth/revoke", json={"token": foreign}).status_code == 401
+    )  # no jti: said, not a 500
+    refresh = jwt.encode(
+        {"sub": "alice", "exp": int(time.time()) + 600, "type": "refresh"},
+        JWT_SECRET,
+        algorithm="HS256",
+    )
+    assert client.post("/auth/refresh", json={"refresh_token": refresh}).status_code == 401
+    with app.app_context():
+        app.guard.revoke_user("alice")
+    assert client.get("/me", headers=bearer(foreign)).status_code == 401

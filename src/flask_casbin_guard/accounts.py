@@ -72,6 +72,9 @@ class AccountsAPI:
         """
         state = self._state()
         claims = state.bearer.decode(refresh_token, kind="refresh")
+        if not isinstance(claims.get("jti"), str):
+            # Rotation revokes the used token by its id: one without an id could be replayed.
+            raise AuthenticationFailed("bearer: refresh token without jti")
         identity = Identity(login=claims["sub"], scheme="bearer", claims=claims)
         check_identity(identity, state.revocations)
         state.revocations.revoke(claims["jti"], float(claims["exp"]))
@@ -86,6 +89,8 @@ class AccountsAPI:
                 claims = state.bearer.decode(token, kind=kind)
             except AuthenticationFailed:
                 continue
+            if not isinstance(claims.get("jti"), str):
+                raise AuthenticationFailed("bearer: a token without jti cannot be revoked alone")
             state.revocations.revoke(claims["jti"], float(claims["exp"]))
             return
         raise AuthenticationFailed("bearer: cannot revoke an invalid token")

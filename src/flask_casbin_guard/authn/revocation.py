@@ -68,8 +68,9 @@ class MemoryRevocations:
 def check_identity(identity: Identity, revocations: Revocations) -> Identity:
     """Refuse an identity whose credential was revoked or whose account is disabled.
 
-    Identities without an ``iat``/``jti`` (passwords, API keys, a proxy's header) are only
-    checked for a disabled account.
+    Identities without claims (passwords, API keys, a proxy's header) are only checked for a
+    disabled account. A token (it has ``exp``) without a numeric ``iat`` cannot show it was
+    issued after a revocation stamp, so it is refused once the user has one.
     """
     login = identity.login
     if revocations.is_active(login) is False:
@@ -80,7 +81,8 @@ def check_identity(identity: Identity, revocations: Revocations) -> Identity:
         raise AuthenticationFailed(f"{identity.scheme}: credential revoked", login=login)
     issued = claims.get("iat")
     stamp = revocations.valid_after(login)
-    if stamp is not None and isinstance(issued, int | float) and issued < stamp:
+    is_token = "exp" in claims or issued is not None
+    if stamp is not None and is_token and (not isinstance(issued, int | float) or issued < stamp):
         raise AuthenticationFailed(f"{identity.scheme}: credential issued before revocation")
     return identity
 
