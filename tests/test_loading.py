@@ -14,8 +14,8 @@ from flask_casbin_guard.errors import ConfigurationError, PolicyError
 from flask_casbin_guard.loading import (
     check_unsupported,
     load_engine,
+    load_policy,
     packaged_model,
-    policy_path,
     read_model,
 )
 from flask_casbin_guard.store.csv import PolicyRow
@@ -144,7 +144,6 @@ def test_load_engine_from_a_sqlite_database_in_the_instance_folder(
     engine = load_engine(settings, str(tmp_path), instance_path=str(tmp_path / "instance"))
     assert (tmp_path / "instance" / "guard.db").is_file()
     assert engine.enforce("alice", "store:1", "read")
-    assert policy_path(settings, str(tmp_path)) is None
     # Seeding happens once, into an empty store: a second start does not duplicate rows.
     again = load_engine(settings, str(tmp_path), instance_path=str(tmp_path / "instance"))
     assert len(again.rows) == 2
@@ -157,10 +156,19 @@ def test_load_engine_refuses_other_urls(tmp_path: Path, url: str) -> None:
     assert "s3cret" not in str(info.value)
 
 
-def test_policy_path(tmp_path: Path) -> None:
-    assert policy_path(GuardSettings(), str(tmp_path)) is None
-    assert policy_path(GuardSettings(policy="a/b.csv"), str(tmp_path)) == tmp_path / "a/b.csv"
-    assert policy_path(GuardSettings(policy="/abs/p.csv"), str(tmp_path)) == Path("/abs/p.csv")
+def test_load_policy_sources(tmp_path: Path) -> None:
+    empty = load_policy(GuardSettings(), str(tmp_path), str(tmp_path))
+    assert (empty.store, empty.version, empty.rows) == (None, None, [])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "b.csv").write_text("g, alice, employee\n")
+    relative = load_policy(GuardSettings(policy="a/b.csv"), str(tmp_path), str(tmp_path))
+    absolute = load_policy(
+        GuardSettings(policy=str(tmp_path / "a" / "b.csv")), "/nonexistent", str(tmp_path)
+    )
+    for loaded in (relative, absolute):
+        assert loaded.store is not None and loaded.store.url == str(tmp_path / "a" / "b.csv")
+        assert [row.values for row in loaded.rows] == [("alice", "employee")]
+        assert loaded.version == loaded.store.version()
 
 
 def test_load_engine_bad_row_names_file_and_line(write_file: WriteFile, tmp_path: Path) -> None:

@@ -301,6 +301,7 @@ def apikey_revoke_command(key_id: str) -> None:
 
 
 def _account(action: Callable[[Any], T]) -> T:
+    """Run ``action(guard)``; its errors (bad input included) become a clean CLI error."""
     try:
         return action(_state().guard)
     except (GuardError, ValueError) as error:
@@ -308,10 +309,7 @@ def _account(action: Callable[[Any], T]) -> T:
 
 
 def _change(action: Callable[[PolicyManager], T]) -> T:
-    try:
-        return action(_state().policies)
-    except GuardError as error:
-        raise click.ClickException(str(error)) from None
+    return _account(lambda guard: action(guard.policies))
 
 
 def _duration(text: str) -> dt.timedelta:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from .authz.engine import PolicyEngine, model_arities, parse_model
 from .config import GuardSettings
 from .errors import ConfigurationError
 from .store.base import PolicyStore
-from .store.csv import read_policy_file
+from .store.csv import PolicyRow, read_policy_file
 from .store.csvstore import CsvStore
 from .store.database import DatabaseStore
 
@@ -39,13 +40,6 @@ def read_model(source: str | None, root_path: str) -> tuple[str, str]:
 
 def is_database(policy: str | None) -> bool:
     return policy is not None and "://" in policy
-
-
-def policy_path(settings: GuardSettings, root_path: str) -> Path | None:
-    """The CSV file ``GUARD_POLICY`` names, or ``None`` (empty policy, or a database)."""
-    if settings.policy is None or is_database(settings.policy):
-        return None
-    return Path(root_path, settings.policy)
 
 
 def database_url(url: str, instance_path: str) -> str:
@@ -90,22 +84,44 @@ def _seed(store: DatabaseStore, path: Path, arities: Mapping[str, int]) -> None:
         log.info("seeded the policy store with %d rule(s) from %s", added, path.name)
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedPolicy:
+    """The model and the policy rows read from the configured sources."""
+
+    text: str
+    source: str
+    store: PolicyStore | None
+    #: the store's version the rows were read at (``None`` without a store)
+    version: int | None
+    rows: list[PolicyRow]
+
+
+def load_policy(settings: GuardSettings, root_path: str, instance_path: str) -> LoadedPolicy:
+    """Read the model, open the store and read its rows, all validated.
+
+    :raises PolicyError: naming the file and line (or table and id) of the first invalid row.
+    """
+    text, source = read_model(settings.model, root_path)
+    arities = model_arities(parse_model(text, source))
+    store = open_store(settings, arities, root_path, instance_path)
+    if store is None:
+        return LoadedPolicy(text, source, None, None, [])
+    try:
+        version, rows = store.load_versioned(arities)
+    except BaseException:
+        store.close()
+        raise
+    return LoadedPolicy(text, source, store, version, rows)
+
+
 def load_engine(
     settings: GuardSettings,
     root_path: str,
     functions: Mapping[str, Callable[..., Any]] | None = None,
     instance_path: str | None = None,
 ) -> PolicyEngine:
-    """Read and validate the model and the policy, wherever the policy is stored.
-
-    :raises PolicyError: naming the file and line (or table and id) of the first invalid row.
-    """
-    text, source = read_model(settings.model, root_path)
-    arities = model_arities(parse_model(text, source))
-    store = open_store(settings, arities, root_path, instance_path or root_path)
-    try:
-        rows = store.load_versioned(arities)[1] if store is not None else []
-    finally:
-        if store is not None:
-            store.close()
-    return PolicyEngine(text, rows, source=source, functions=functions)
+    """The engine for these settings, its store closed (for scripts and tools)."""
+    loaded = load_policy(settings, root_path, instance_path or root_path)
+    if loaded.store is not None:
+        loaded.store.close()
+    return PolicyEngine(loaded.text, loaded.rows, source=loaded.source, functions=functions)

@@ -228,7 +228,7 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     if declaration.close:
         raise AccessDenied(f"{route.endpoint}: closed route")
     # One engine for the whole request, even if a reload swaps another in meanwhile.
-    explain = state.settings.mode == "dev"
+    explain = state.explain
     caller = _Caller(state.holder.engine, route, "", None, explain)
     if declaration.needs_user:
         identity = current_identity(state, route.authn)

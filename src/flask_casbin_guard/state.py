@@ -14,20 +14,19 @@ from werkzeug.wrappers import Request
 from .authn.bearer import BearerScheme
 from .authn.chain import AuthChain
 from .authn.credentials import PasswordChecker
-from .authn.ratelimit import FailureLimiter
-from .authn.registry import PASSWORD_SCHEMES, build_schemes
+from .authn.registry import PASSWORD_SCHEMES, build_schemes, make_limiter
 from .authn.revocation import (
     MemoryRevocations,
     Revocations,
     StoreRevocations,
     check_identity,
 )
-from .authz.engine import EngineHolder, PolicyEngine, model_arities, parse_model
+from .authz.engine import EngineHolder, PolicyEngine
 from .authz.tenants import TenantResolver
 from .config import GuardSettings
 from .errors import ConfigurationError, GuardError
 from .identity import Identity
-from .loading import check_unsupported, open_store, read_model
+from .loading import check_unsupported, load_policy
 from .pipeline import GuardedRoute, current_session
 from .policies import PolicyManager
 from .store.database import DatabaseStore
@@ -58,6 +57,8 @@ class AppState:
         #: revoked sessions and tokens, per-user stamps, disabled accounts
         self.revocations: Revocations = MemoryRevocations()
         self.password_checker: PasswordChecker | None = None
+        #: dev mode: responses carry the deciding rules (``X-Guard-Explain``)
+        self.explain = False
         #: the built-in user store (database policy stores only)
         self.users: UserStore | None = None
         self._watcher: Watcher | None = None
@@ -80,31 +81,34 @@ class AppState:
                 return
             settings = GuardSettings.from_mapping(self.config, self.guard.options)
             check_unsupported(settings)
-            text, source = read_model(settings.model, self.root_path)
-            arities = model_arities(parse_model(text, source))
-            store = open_store(settings, arities, self.root_path, self.instance_path)
+            loaded = load_policy(settings, self.root_path, self.instance_path)
+            store = loaded.store
             if store is not None:
                 # The store's pooled connections close when this app's state goes away.
                 weakref.finalize(self, store.close)
-            version, rows = store.load_versioned(arities) if store is not None else (None, [])
             engine = PolicyEngine(
-                text,
-                rows,
-                source=source,
+                loaded.text,
+                loaded.rows,
+                source=loaded.source,
                 functions=self.guard.functions,
                 cache_size=settings.decision_cache_size,
             )
             holder = EngineHolder(engine)
             policies = PolicyManager(
-                text, source, store, holder, self.guard.functions, settings.decision_cache_size
+                loaded.text,
+                loaded.source,
+                store,
+                holder,
+                self.guard.functions,
+                settings.decision_cache_size,
             )
-            policies.version = version
-            watcher = None
+            policies.version = loaded.version
+            watcher, users, revocations = None, None, self.revocations
             if isinstance(store, DatabaseStore):
                 # The built-in user store lives in the policy database: users, API keys,
                 # revocations are then shared by every process.
-                self.users = UserStore(store.engine)
-                self.revocations = StoreRevocations(self.users)
+                users = UserStore(store.engine)
+                revocations = StoreRevocations(users)
                 # Without GUARD_WATCHER a database store is still polled: processes sharing it
                 # would otherwise never see each other's changes.
                 spec = settings.watcher or "poll"
@@ -119,13 +123,7 @@ class AppState:
             bearer = None
             if "bearer" in settings.auth or settings.jwt_secret or settings.jwt_public_key:
                 bearer = BearerScheme(settings, realm)
-            limiter = None
-            if PASSWORD_SCHEMES.intersection(settings.auth):
-                limiter = FailureLimiter(
-                    settings.auth_rate_limit,
-                    settings.auth_ip_rate_limit,
-                    settings.rate_limit_storage,
-                )
+            limiter = make_limiter(settings)
             if "session" in settings.auth:
                 self._configure_session(settings)
             schemes = build_schemes(
@@ -139,12 +137,15 @@ class AppState:
                 rehash=self._store_rehash,
                 limiter=limiter,
                 session=current_session,
-                api_keys=self.users.check_api_key if self.users is not None else None,
+                api_keys=users.check_api_key if users is not None else None,
             )
+            # Nothing below can fail: the state changes only once everything is built.
+            self.users, self.revocations = users, revocations
             #: the checks of every password login (rate limit, dummy hash, rehash)
             self.password_checker = PasswordChecker(
                 self._get_user_pass, self.guard.hasher, limiter, self._store_rehash
             )
+            self.explain = settings.mode == "dev"
             self._chain = AuthChain(schemes)
             self._bearer, self._holder, self._policies = bearer, holder, policies
             self._watcher = watcher

@@ -13,6 +13,3 @@ PasswordGetter: TypeAlias = Callable[[str], "str | None"]
 
 #: ``converted parameter value -> domain object or None`` (``None`` answers 404)
 ObjectLoader: TypeAlias = Callable[[Any], Any]
-
-#: an ``authorize=`` value as users write it
-DeclarationSpec: TypeAlias = "str | tuple[str, str, str] | list[str | tuple[str, str, str]]"

@@ -22,8 +22,6 @@ from .session import Session, SessionScheme
 
 #: entry-point group through which installed packages offer schemes
 ENTRY_POINT_GROUP = "flask_casbin_guard.schemes"
-#: schemes named in the API that later versions provide; refused clearly until then
-PLANNED: frozenset[str] = frozenset()
 PASSWORD_SCHEMES = frozenset({"basic", "param", "session", "apikey"})
 
 
@@ -43,12 +41,10 @@ def build_schemes(
 ) -> list[Scheme]:
     """The schemes of ``GUARD_AUTH``, in order.
 
-    :raises ConfigurationError: for an unknown, planned or misconfigured scheme.
+    :raises ConfigurationError: for an unknown or misconfigured scheme.
     """
-    if limiter is None and PASSWORD_SCHEMES.intersection(settings.auth):
-        limiter = FailureLimiter(
-            settings.auth_rate_limit, settings.auth_ip_rate_limit, settings.rate_limit_storage
-        )
+    if limiter is None:
+        limiter = make_limiter(settings)
     schemes: list[Scheme] = []
     for name in settings.auth:
         if name in registered:
@@ -84,11 +80,18 @@ def build_schemes(
             schemes.append(ApiKeyScheme(api_keys, settings.apikey_header, limiter))
         elif name == "fake":
             schemes.append(FakeScheme(testing))
-        elif name in PLANNED:
-            raise ConfigurationError(f"GUARD_AUTH: scheme {name!r} is not available yet")
         else:
             schemes.append(_from_entry_point(name, settings))
     return schemes
+
+
+def make_limiter(settings: GuardSettings) -> FailureLimiter | None:
+    """The failed-login limiter, when a password-accepting scheme is enabled."""
+    if not PASSWORD_SCHEMES.intersection(settings.auth):
+        return None
+    return FailureLimiter(
+        settings.auth_rate_limit, settings.auth_ip_rate_limit, settings.rate_limit_storage
+    )
 
 
 def _from_entry_point(name: str, settings: GuardSettings) -> Scheme:

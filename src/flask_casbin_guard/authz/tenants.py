@@ -14,7 +14,7 @@ from typing import Any
 from werkzeug.wrappers import Request
 
 from ..errors import AccessDenied, ConfigurationError, ParameterError, ParamIssue
-from ..identity import Identity
+from ..identity import Identity, is_safe_login
 
 Resolver = Callable[[Request, Mapping[str, Any], Identity | None], "str | None"]
 _SOURCES = ("path", "header", "claim")
@@ -63,11 +63,6 @@ class TenantResolver:
 
 
 def _usable(value: str) -> bool:
-    # "::" is how pycasbin joins domain names: a tenant holding it could pass for another.
-    return (
-        0 < len(value) <= 255
-        and value.isprintable()
-        and "::" not in value
-        and "," not in value
-        and value == value.strip()
-    )
+    # The rules of a login, and no "::": pycasbin joins domain names with it, so a tenant
+    # holding it could pass for another.
+    return is_safe_login(value) and "::" not in value

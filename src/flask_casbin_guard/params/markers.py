@@ -79,6 +79,3 @@ class File(Marker):
     """An uploaded file (``FileStorage``, or ``list[FileStorage]`` for several)."""
 
     source = "file"
-
-
-MARKERS: tuple[type[Marker], ...] = (Param, Path, Query, Form, Json, Body, Header, Cookie, File)
