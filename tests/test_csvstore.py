@@ -97,3 +97,29 @@ def test_reloads_check_only_changed_lines_but_still_check_them(store: CsvStore) 
     store.path.write_text(TEXT)
     assert store.load() == first
     assert store.load({"p": 3, "g": 2, "g2": 2}) == first  # other arities: no reuse, same answer
+
+
+def test_reload_reuses_unchanged_rows_and_forgets_removed_ones(store: CsvStore) -> None:
+    first = store.load()
+    store.path.write_text(TEXT + "p, employee, store:2, read\n")
+    second = store.load()
+    assert second[:2] == first and all(a is b for a, b in zip(first, second, strict=False))
+    assert second[2] == PolicyRow("p", ("employee", "store:2", "read"))
+    assert len(store._known) == 3
+    # A removed row leaves the cache: it stays as small as the file, whatever the edits.
+    store.path.write_text("g, alice, employee\n")
+    assert store.load() == [PolicyRow("g", ("alice", "employee"))]
+    assert list(store._known.values()) == [PolicyRow("g", ("alice", "employee"))]
+
+
+def test_a_remembered_row_needs_the_exact_line(store: CsvStore) -> None:
+    store.load()
+    # Same values with other spacing: checked again (and still the same row).
+    store.path.write_text("g,alice,employee\np,employee,store:1,read\n")
+    assert store.load() == [
+        PolicyRow("g", ("alice", "employee")),
+        PolicyRow("p", ("employee", "store:1", "read")),
+    ]
+    store.path.write_text("g, alice, employee\np, employee, store:1, read, extra\n")
+    with pytest.raises(PolicyError, match="line 2"):
+        store.load()

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import functools
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -22,11 +23,6 @@ from .converters import (
     subclass_converter,
     text_via_json,
 )
-
-try:  # pydantic is optional: models are supported when it is installed
-    import pydantic
-except ImportError:  # pragma: no cover - exercised only without pydantic
-    pydantic = None  # type: ignore[assignment]
 
 
 class Unsupported(TypeError):
@@ -102,8 +98,10 @@ class _Builder:
             return enum_converter(hint)
         if dataclasses.is_dataclass(hint):
             return self._dataclass(hint)
+        # pydantic is optional and costs ~8 MiB to import: a model class means it is loaded.
+        pydantic = sys.modules.get("pydantic")
         if pydantic is not None and issubclass(hint, pydantic.BaseModel):
-            return _pydantic(hint)
+            return _pydantic(hint, pydantic.ValidationError)
         for base in (*SCALARS, *STANDARD):
             if issubclass(hint, base) and base is not bool:
                 return subclass_converter(hint, (SCALARS | STANDARD)[base])
@@ -207,13 +205,13 @@ def _dict(value: Converter) -> Converter:
     return text_via_json(dict, expected, from_json)
 
 
-def _pydantic(model: Any) -> Converter:
+def _pydantic(model: Any, validation_error: Any) -> Converter:
     expected = f"a {model.__name__} object"
 
     def from_json(raw: Any) -> Any:
         try:
             return model.model_validate(raw)
-        except pydantic.ValidationError as error:
+        except validation_error as error:
             raise Invalid(
                 [(tuple(e["loc"]), e["msg"], e.get("input")) for e in error.errors()]
             ) from None

@@ -7,9 +7,11 @@ The format is Casbin's, not RFC 4180: values are separated by top-level commas, 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from sys import intern
 
 from ..errors import PolicyError
 
@@ -45,6 +47,18 @@ def read_policy_file(path: str | Path, arities: Mapping[str, int]) -> list[Polic
     return parse_policy(text.split("\n"), arities, str(path))
 
 
+def split_lines(text: str, chunk: int = 1 << 16) -> Iterator[str]:
+    """``text.split("\\n")``, a chunk at a time: a reload never holds every line at once."""
+    start = 0
+    while True:
+        cut = text.find("\n", start + chunk)
+        if cut < 0:
+            yield from text[start:].split("\n")
+            return
+        yield from text[start:cut].split("\n")
+        start = cut + 1
+
+
 def parse_policy(
     lines: Iterable[str],
     arities: Mapping[str, int],
@@ -54,37 +68,38 @@ def parse_policy(
     """Validate policy lines; blank lines and ``#`` comments are skipped.
 
     :param known: rows already validated by an earlier load, by the hash of their line (for the
-        same arities); filled with every row of this load. A reload then checks only the lines
-        that changed: most of a 100k-rule reload was re-validating unchanged rows. Hashes keep
-        it small; a hit counts only if the line is exactly the row's text, so a collision can
-        never substitute one rule for another.
+        same arities); updated in place with the rows of this load. A reload then checks only
+        the lines that changed: most of a 100k-rule reload was re-validating unchanged rows.
+        Hashes keep it small; a hit counts only if the line is exactly the row's text, so a
+        collision can never substitute one rule for another.
     """
     rows: list[PolicyRow] = []
     append = rows.append
-    previous: Mapping[int, PolicyRow] = known if known is not None else {}
-    seen: dict[int, PolicyRow] = {}
+    cache: dict[int, PolicyRow] = known if known is not None else {}
+    keys = array("q")  # each row's line hash: to forget rows that left the file
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
         if not stripped or stripped[0] == "#":
             continue
         key = hash(stripped)
-        row = previous.get(key)
+        keys.append(key)
+        row = cache.get(key)
         if row is not None and stripped == ", ".join((row.ptype, *row.values)):
             append(row)
-            seen[key] = row
             continue
         try:
             row = _fast_row(stripped, arities) if not _BRACKETS.search(stripped) else None
             if row is None:  # brackets, or something to report: the careful path says what
                 tokens = split_line(stripped)
                 row = check_row(tokens[0], tokens[1:], arities)
-            append(row)
-            seen[key] = row
         except ValueError as error:
             raise PolicyError(f"{source}, line {number}: {error}") from None
-    if known is not None:
-        known.clear()
-        known.update(seen)
+        append(row)
+        # In place, not a new dict: a reload's peak memory holds one table of hashes, not two.
+        cache[key] = row
+    if len(cache) > len(rows):  # some rows left the file: keep only this load's
+        cache.clear()
+        cache.update(zip(keys, rows, strict=True))
     return rows
 
 
@@ -105,7 +120,7 @@ def _fast_row(line: str, arities: Mapping[str, int]) -> PolicyRow | None:
             or (value[0] in "\"'" and value[-1] == value[0])
         ):
             return None
-    return PolicyRow(ptype, tuple(values))
+    return PolicyRow(intern(ptype), tuple(map(intern, values)))
 
 
 def split_line(line: str) -> list[str]:
@@ -149,7 +164,7 @@ def check_row(ptype: str, values: Iterable[str], arities: Mapping[str, int]) -> 
             raise ValueError(f"value {index + 1} is quoted; Casbin's CSV format has no quoting")
         if "," in value and not _nested(value):
             raise ValueError(f"value {index + 1} contains a comma outside brackets")
-    return PolicyRow(ptype, row)
+    return PolicyRow(intern(ptype), tuple(map(intern, row)))
 
 
 def _nested(value: str) -> bool:

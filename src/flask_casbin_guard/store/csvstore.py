@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from ..errors import PolicyError
-from .csv import PolicyRow, check_row, parse_policy, split_line
+from .csv import PolicyRow, check_row, parse_policy, split_line, split_lines
 
 
 class CsvStore:
@@ -47,15 +47,17 @@ class CsvStore:
         self, arities: Mapping[str, int] | None = None
     ) -> tuple[int, list[PolicyRow]]:
         data = self._read_bytes()
+        version = _digest(data)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as error:
             raise PolicyError(f"{self.url}: not UTF-8 text", original_error=error) from None
+        del data  # a 100k-rule file: 4 MiB less at the reload's peak
         wanted = arities or self.arities
         # The remembered rows were checked against the store's arities only.
         known = self._known if dict(wanted) == self.arities else None
-        rows = parse_policy(text.split("\n"), wanted, self.url, known)
-        return _digest(data), rows
+        rows = parse_policy(split_lines(text), wanted, self.url, known)
+        return version, rows
 
     def load(self, arities: Mapping[str, int] | None = None) -> list[PolicyRow]:
         return self.load_versioned(arities)[1]
