@@ -3,8 +3,16 @@
     python bench/overhead.py [--n 3000] [--rounds 5]
 
 Each variant is a GET through Flask's test client; variants are interleaved in rounds so that
-background load hits them all alike. Reported: median microseconds per request, and the guard's
-extra cost over its hand-written twin (OPEN, bearer + role, bearer + object, bearer + ROUTE).
+background load hits them all alike. Reported: median microseconds per request, and each
+framework's extra cost over the hand-written twin (OPEN, bearer + role, bearer + object,
+bearer + ROUTE). The hand-written routes decode the JWT on every request, so two guard columns:
+``guard`` as configured by default (verified tokens cached until they expire) and ``guard
+nc`` with ``GUARD_JWT_CACHE_SIZE=0``, verifying every token like the hand-written code.
+
+When FlaskSimpleAuth is installed (``pip install -e '.[bench]'``), the same routes run on it in
+the same rounds (JWT tokens, a group for the role, an object permission; it has nothing like
+ROUTE), with its default cache (``fsa``) and with ``FSA_CACHE="none"`` (``fsa nc``), and the
+report prints FSA's overhead divided by the guard's, like for like (``fsa nc`` / ``guard nc``).
 """
 
 from __future__ import annotations
@@ -26,9 +34,14 @@ ROLES = {"alice": {"employee"}}
 GRANTS = {("alice", "store:7", "manager"), ("alice", "/route/<sid>", "GET")}
 
 
-def guarded_app(policy_path: str) -> Flask:
+def guarded_app(policy_path: str, jwt_cache_size: int = 4096) -> Flask:
     app = Flask("bench")
-    app.config.update(GUARD_POLICY=policy_path, GUARD_JWT_SECRET=SECRET, GUARD_AUTH=["bearer"])
+    app.config.update(
+        GUARD_POLICY=policy_path,
+        GUARD_JWT_SECRET=SECRET,
+        GUARD_AUTH=["bearer"],
+        GUARD_JWT_CACHE_SIZE=jwt_cache_size,
+    )
     app.get("/open", authorize="OPEN")(lambda: "ok")
     app.get("/role", authorize="employee", endpoint="role")(lambda: "ok")
 
@@ -84,6 +97,48 @@ def bare_app() -> flask.Flask:
     return app
 
 
+def fsa_app(cache: str) -> Any:
+    """The same routes on FlaskSimpleAuth: JWT bearer tokens, a group, an object permission."""
+    import logging
+
+    import FlaskSimpleAuth as fsa
+
+    app = fsa.Flask(
+        "fsa",
+        FSA_MODE="prod",
+        FSA_LOGGING_LEVEL=logging.ERROR,
+        FSA_AUTH=["token", "none"],
+        FSA_AUTH_DEFAULT="token",
+        FSA_TOKEN_TYPE="jwt",
+        FSA_TOKEN_SECRET=SECRET,
+        FSA_TOKEN_DELAY=600.0,
+        FSA_GET_USER_PASS=lambda login: None,
+        FSA_GROUP_CHECK={"employee": lambda login: "employee" in ROLES.get(login, ())},
+        FSA_OBJECT_PERMS={
+            "store": lambda login, sid, mode: (login, f"store:{sid}", mode) in GRANTS
+        },
+        FSA_CACHE=cache,
+    )
+    app.get("/open", authz="OPEN", authn="none", endpoint="open")(lambda: "ok")
+    app.get("/role", authz="employee", endpoint="role")(lambda: "ok")
+
+    def obj(sid: int) -> str:
+        return "ok"
+
+    # FSA reads annotations as objects; this module's are strings (from __future__).
+    obj.__annotations__ = {"sid": int, "return": str}
+    app.get("/object/<sid>", authz=("store", "sid", "manager"))(obj)
+    # FSA creates tokens inside its request hooks only: a route hands out alice's token.
+    app.get("/token", authz="OPEN", authn="none", endpoint="token")(
+        lambda: app.create_token("alice")
+    )
+    return app
+
+
+def fsa_token(app: Any) -> str:
+    return str(app.test_client().get("/token").get_data(as_text=True))
+
+
 def timer(client: Any, path: str, headers: dict[str, str], n: int) -> Callable[[], float]:
     def run() -> float:
         start = time.perf_counter()
@@ -109,16 +164,28 @@ def main() -> None:
     with guard_app.app_context():
         token = guard_app.guard.create_token("alice")
     auth = {"Authorization": f"Bearer {token}"}
+    apps: dict[str, tuple[Any, dict[str, str]]] = {
+        "bare": (plain, auth),
+        "guard": (guard_app, auth),
+        "guard nc": (guarded_app(policy.name, jwt_cache_size=0), auth),
+    }
+    try:
+        for kind, cache in (("fsa", "ttl"), ("fsa nc", "none")):
+            app = fsa_app(cache)
+            apps[kind] = (app, {"Authorization": f"Bearer {fsa_token(app)}"})
+    except ImportError:
+        print("FlaskSimpleAuth is not installed: its columns are left out ('.[bench]' has it)")
     cases = [
-        ("OPEN", "/open", {}),
-        ("bearer + role", "/role", auth),
-        ("bearer + object", "/object/7", auth),
-        ("bearer + ROUTE", "/route/7", auth),
+        ("OPEN", "/open", False),
+        ("bearer + role", "/role", True),
+        ("bearer + object", "/object/7", True),
+        ("bearer + ROUTE", "/route/7", True),
     ]
     timers = {
-        (name, kind): timer(app.test_client(), path, headers, args.n)
-        for name, path, headers in cases
-        for kind, app in (("bare", plain), ("guard", guard_app))
+        (name, kind): timer(app.test_client(), path, headers if bearer else {}, args.n)
+        for name, path, bearer in cases
+        for kind, (app, headers) in apps.items()
+        if not (kind.startswith("fsa") and path.startswith("/route"))
     }
     for run in timers.values():
         run()  # warm-up: first request, caches, imports
@@ -126,11 +193,26 @@ def main() -> None:
     for _ in range(args.rounds):
         for key, run in timers.items():
             samples[key].append(run())
-    print(f"{'route':<18}{'bare µs':>10}{'guard µs':>10}{'overhead µs':>13}{'ratio':>8}")
+    medians = {key: statistics.median(values) for key, values in samples.items()}
+    others = [kind for kind in apps if kind != "bare"]
+    print("median µs per request; +: overhead over the hand-written route")
+    header = f"{'route':<17}{'bare':>8}" + "".join(f"{kind:>10}{'+':>7}" for kind in others)
+    if "fsa nc" in apps:
+        header += f"{'fsa nc/guard nc':>17}"
+    print(header)
     for name, _, _ in cases:
-        bare = statistics.median(samples[(name, "bare")])
-        guard = statistics.median(samples[(name, "guard")])
-        print(f"{name:<18}{bare:>10.1f}{guard:>10.1f}{guard - bare:>13.1f}{guard / bare:>8.2f}")
+        bare = medians[(name, "bare")]
+        line = f"{name:<17}{bare:>8.1f}"
+        for kind in others:
+            if (name, kind) in medians:
+                line += f"{medians[(name, kind)]:>10.1f}{medians[(name, kind)] - bare:>+7.1f}"
+            else:
+                line += f"{'n/a':>10}{'':>7}"
+        if (name, "fsa nc") in medians:
+            ours = medians[(name, "guard nc")] - bare
+            theirs = medians[(name, "fsa nc")] - bare
+            line += f"{theirs / ours:>16.1f}x" if ours > 0 else f"{'(guard <= bare)':>17}"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -578,3 +578,27 @@ def test_verify_only_rs256(rsa_keys: KeyPair) -> None:
     assert identity.login == "alice"
     with pytest.raises(ConfigurationError, match="GUARD_JWT_SECRET"):
         verifier.create_token("alice")
+
+
+@pytest.mark.parametrize("size", [0, 3])
+def test_verified_token_cache_size(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    scheme = make_scheme(jwt_cache_size=size)
+    tokens = [scheme.create_token(f"user{i}") for i in range(5)]
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    for token in tokens + tokens[-3:]:  # the last three again: hits when they fit the cache
+        assert scheme.decode(token)["sub"].startswith("user")
+    # Size 0 verifies the signature on every request; size 3 keeps only the three newest.
+    assert len(decoded) == (8 if size == 0 else 5)
+
+
+@pytest.mark.parametrize("size", [-1, 1.5, True, "10"])
+def test_jwt_cache_size_is_checked(size: Any) -> None:
+    with pytest.raises(ConfigurationError, match="GUARD_JWT_CACHE_SIZE"):
+        GuardSettings.from_mapping({"GUARD_JWT_SECRET": JWT_SECRET, "GUARD_JWT_CACHE_SIZE": size})

@@ -55,6 +55,8 @@ class GuardSettings:
     jwt_expires: timedelta = timedelta(hours=1)
     #: clock skew tolerated on ``exp``/``nbf``/``iat``
     jwt_leeway: timedelta = timedelta(seconds=10)
+    #: verified tokens remembered until they expire (LRU); 0 verifies every request
+    jwt_cache_size: int = 4096
     #: how other processes learn of policy changes (database stores only; default: polling)
     watcher: str | None = None
     #: seconds between two reads of the store's version (the bound on a lost notification)
@@ -253,6 +255,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "jwt_audience": _audience,
     "jwt_expires": _expires,
     "jwt_leeway": _leeway,
+    "jwt_cache_size": _cache_size,
     "watcher": _opt_str,
     "watcher_interval": _interval,
     "default_authorize": _any,

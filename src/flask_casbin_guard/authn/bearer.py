@@ -21,9 +21,6 @@ from .base import quote_realm
 #: Claims the guard sets itself; callers of ``create_token`` cannot override them.
 RESERVED_CLAIMS = frozenset({"sub", "exp", "iat", "nbf", "jti", "iss", "aud", "type"})
 
-#: Verified tokens remembered per scheme (LRU).
-TOKEN_CACHE_SIZE = 4096
-
 #: Longest token we try to decode: larger headers are refused before any parsing.
 MAX_TOKEN_LENGTH = 8192
 
@@ -55,7 +52,8 @@ class BearerScheme:
         self._challenge = f"Bearer realm={quote_realm(realm)}"
         # Verified claims by token, until the token expires: a signature check costs ~40 µs per
         # request, a cache hit under 1 µs. Revocation is checked on every request after this.
-        self._verified = functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)(self._verify)
+        size = settings.jwt_cache_size
+        self._verified = functools.lru_cache(maxsize=size)(self._verify) if size else self._verify
 
     def challenge(self) -> str:
         return self._challenge
