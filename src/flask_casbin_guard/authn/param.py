@@ -56,6 +56,9 @@ def _fields(request: Request) -> dict[str, Any] | None:
         # A repeated field is ambiguous: only single values count.
         return {key: values[0] for key, values in form.lists() if len(values) == 1}
     if request.is_json:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # nesting deeper than the parser goes: not credentials
+            return None
         return data if isinstance(data, dict) else None
     return None

@@ -96,8 +96,14 @@ def _well_formed(data: dict[str, Any]) -> bool:
         and is_safe_login(data["login"])
         and isinstance(data.get("sid"), str)
         and isinstance(data.get("csrf"), str)
-        and isinstance(data.get("iat"), int | float)
+        and _is_timestamp(data.get("iat"))
     )
+
+
+def _is_timestamp(value: Any) -> bool:
+    # NaN or infinity would never expire nor predate a revocation stamp, and an int too large
+    # for a float would raise: only a real, finite time counts (compared exactly, no float()).
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 2**40
 
 
 def _form_token(request: Request) -> str | None:

@@ -81,7 +81,7 @@ class _Sources:
             if self._sent:
                 try:
                     self._body = self.request.get_json()
-                except BadRequest:
+                except (BadRequest, RecursionError):  # nesting deeper than the parser goes
                     self._sent = False
                     self.issues.append(ParamIssue("body", "json", "a valid JSON document", None))
         return self._body

@@ -71,7 +71,7 @@ def text_via_json(kind: Any, expected: str, from_json: Callable[[Any], Any]) -> 
     def from_text(raw: str) -> Any:
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting deeper than the parser goes
             raise Invalid.one(expected, raw) from None
         return from_json(data)
 
