@@ -193,6 +193,18 @@ def test_audit_records_and_signals(app: Flask, caplog: pytest.LogCaptureFixture)
     assert all("\n" not in r.getMessage() for r in records)
 
 
+def test_audit_records_clip_client_chosen_text(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="flask_casbin_guard.audit")
+    login = "m" * 10_000
+    client = app.test_client()
+    assert client.get("/any", headers=basic(login, "wrong")).status_code == 401
+    (record,) = [r for r in caplog.records if hasattr(r, "guard")]
+    assert record.guard["user"] == "m" * 256 + "...[10000 characters]"  # type: ignore[attr-defined]
+    assert len(record.getMessage()) < 2_000
+
+
 def test_unknown_user_and_wrong_password_take_the_same_time(guard_config: dict[str, Any]) -> None:
     import statistics
     import time

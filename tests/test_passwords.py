@@ -140,6 +140,16 @@ def test_garbage_stored_hash_is_refused_and_logged(
     assert password not in repr(records[0].args)
 
 
+def test_oversized_password_is_wrong_not_a_corrupted_hash(
+    hasher: PasswordHasher, caplog: pytest.LogCaptureFixture
+) -> None:
+    stored = hasher.hash("short password")
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        assert hasher.verify("p" * 5_000, stored) is False
+        assert hasher.verify("p" * 5_000, None) is False
+    assert not [r for r in caplog.records if r.name == LOGGER]
+
+
 def test_garbage_stored_hash_needs_no_rehash(hasher: PasswordHasher) -> None:
     assert hasher.needs_rehash("not-a-password-hash") is False
 

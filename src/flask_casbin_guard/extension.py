@@ -254,6 +254,13 @@ class CasbinGuard(AccountsAPI):
         return response
 
 
+def _clip(value: str | None, limit: int = 256) -> str | None:
+    """Client-chosen text for a log record: at most ``limit`` characters, marked when cut."""
+    if value is None or len(value) <= limit:
+        return value
+    return f"{value[:limit]}...[{len(value)} characters]"
+
+
 def _audit(error: GuardHTTPError) -> None:
     """One structured record and one signal per refusal; never a secret, CR/LF escaped."""
     claimed = getattr(error, "login", None)
@@ -269,9 +276,9 @@ def _audit(error: GuardHTTPError) -> None:
         "status": error.status,
         "method": request.method,
         "endpoint": request.endpoint,
-        "path": request.path,
-        "user": login,
-        "reason": error.log_message,
+        "path": _clip(request.path),
+        "user": _clip(login),
+        "reason": _clip(error.log_message, 1024),
     }
     # %r escapes CR/LF, so a client-chosen value cannot forge a log line.
     audit.log(
@@ -280,10 +287,10 @@ def _audit(error: GuardHTTPError) -> None:
         event,
         request.method,
         request.endpoint,
-        request.path,
-        login,
+        record["path"],
+        record["user"],
         error.status,
-        error.log_message,
+        record["reason"],
         extra={"guard": record},
     )
     if signal is not None:

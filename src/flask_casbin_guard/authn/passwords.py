@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 from passlib.context import CryptContext
-from passlib.exc import UnknownHashError
+from passlib.exc import PasswordSizeError, UnknownHashError
 
 from ..errors import PasswordPolicyError
 
@@ -90,6 +90,10 @@ class PasswordHasher:
             return False
         try:
             return bool(self.context.verify(password, stored))
+        except PasswordSizeError:
+            # The client's password is longer than passlib hashes: a wrong password, not a
+            # corrupted hash (anyone could otherwise raise that alarm at will).
+            return False
         except UnknownHashError:
             log.error("a stored password hash has an unknown format; the login is refused")
             return False
