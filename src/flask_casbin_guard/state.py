@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Request
 
 from .authn.bearer import BearerScheme
@@ -24,7 +26,7 @@ from .authn.revocation import (
 from .authz.engine import EngineHolder, PolicyEngine
 from .authz.tenants import TenantResolver
 from .config import GuardSettings
-from .errors import ConfigurationError, GuardError
+from .errors import ConfigurationError, GuardError, PolicyError
 from .identity import Identity
 from .loading import check_unsupported, load_policy
 from .pipeline import GuardedRoute, current_session
@@ -62,6 +64,8 @@ class AppState:
         #: the built-in user store (database policy stores only)
         self.users: UserStore | None = None
         self._watcher: Watcher | None = None
+        #: the process that loaded the policy; another one is a fork of it (gunicorn --preload)
+        self._loaded_pid = 0
         self._failed_version: int | None = None
         self._watch_callback: Callable[[int | None], None] = self._on_change
         self._chain: AuthChain | None = None
@@ -149,6 +153,7 @@ class AppState:
             self._chain = AuthChain(schemes)
             self._bearer, self._holder, self._policies = bearer, holder, policies
             self._watcher = watcher
+            self._loaded_pid = os.getpid()
             self.tenants = TenantResolver(settings.tenant) if settings.tenant else None
             self._settings = settings
 
@@ -159,6 +164,8 @@ class AppState:
         gunicorn worker after the fork, never in the master (``start`` is cheap once running).
         """
         if self._watcher is not None:
+            if self._loaded_pid != os.getpid():
+                self._catch_up()
             self._watcher.start(self._watch_callback)
         if self._ready:
             return
@@ -171,6 +178,22 @@ class AppState:
                     "use GUARD_GET_USER_PASS or @guard.password_getter"
                 )
             self._ready = True
+
+    def _catch_up(self) -> None:
+        """In a process forked after the policy was loaded, reload it if the store moved on.
+
+        The fork copied the parent's policy, which may be old (a gunicorn worker replaced long
+        after the master loaded it): without this, its first requests would be decided on it
+        until the watcher thread, started by the same request, caught up.
+        """
+        with self._lock:
+            if self._loaded_pid == os.getpid():
+                return
+            self._loaded_pid = os.getpid()
+            try:
+                self.policies.reload()
+            except GuardError as error:  # the watcher retries; meanwhile the copy stays in force
+                log.warning("policy reload after fork failed, keeping the inherited one: %s", error)
 
     # -- accessors ------------------------------------------------------------------------
     @property
@@ -257,11 +280,21 @@ class AppState:
         try:
             policies.reload()
             self._failed_version = None
+        except PolicyError as error:
+            if isinstance(error.original_error, SQLAlchemyError):
+                # The store could not be read (a lost connection, a restart), which says nothing
+                # about the policy: raised, so that the watcher retries at its next version
+                # read instead of taking this version as seen and staying stale until the next.
+                raise
+            self._log_failed(version, error)
         except GuardError as error:
-            # The last good policy stays in force; say so once per bad version, not per poll.
-            if self._failed_version != version or version is None:
-                log.error("policy reload failed, keeping the previous policy: %s", error)
-            self._failed_version = version
+            self._log_failed(version, error)
+
+    def _log_failed(self, version: int | None, error: GuardError) -> None:
+        # The last good policy stays in force; say so once per bad version, not per poll.
+        if self._failed_version != version or version is None:
+            log.error("policy reload failed, keeping the previous policy: %s", error)
+        self._failed_version = version
 
     def functions_changed(self) -> None:
         """A matcher function was registered: rebuild the engine if this app is serving."""

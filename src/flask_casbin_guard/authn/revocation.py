@@ -7,12 +7,15 @@ stamp (ASVS 5.0 7.4.1). A :class:`Revocations` answers both, and whether an acco
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Protocol
 
-from ..errors import AuthenticationFailed
+from ..errors import AuthenticationFailed, GuardError, PolicyUnavailable
 from ..identity import Identity
+
+log = logging.getLogger("flask_casbin_guard")
 
 
 class Revocations(Protocol):
@@ -93,6 +96,11 @@ class StoreRevocations:
     Answers are remembered for ``ttl`` seconds per login, so an authenticated request does not
     cost three queries; a change made through this process clears them at once, and other
     processes see it within ``ttl``.
+
+    While the database is unreachable, a login answered before keeps its last answer (as the
+    policy keeps its last good version), logged once per outage; anything this process cannot
+    know (a login never seen, a token's ``jti``) is :class:`PolicyUnavailable` (503), never an
+    allow and never a 500.
     """
 
     def __init__(self, store: Any, ttl: float = 1.0) -> None:
@@ -100,9 +108,13 @@ class StoreRevocations:
         self._ttl = ttl
         self._users: dict[str, tuple[float, bool | None, float | None]] = {}
         self._lock = threading.Lock()
+        self._down = False
 
     def is_revoked(self, jti: str) -> bool:
-        return bool(self._store.is_revoked(jti))
+        try:
+            return bool(self._store.is_revoked(jti))
+        except GuardError as error:
+            raise PolicyUnavailable(f"cannot check the token's revocation: {error}") from None
 
     def revoke(self, jti: str, expires_at: float) -> None:
         self._store.revoke_jti(jti, expires_at)
@@ -129,7 +141,21 @@ class StoreRevocations:
         now = time.monotonic()
         found = self._users.get(login)
         if found is None or now - found[0] > self._ttl:
-            record = self._store.get(login)
+            try:
+                record = self._store.get(login)
+            except GuardError as error:
+                if found is None:
+                    raise PolicyUnavailable(f"cannot check the account: {error}") from None
+                if not self._down:
+                    log.warning("user store unreachable, using last known accounts: %s", error)
+                    self._down = True
+                found = (now, found[1], found[2])  # asked again after ttl, not per request
+                with self._lock:
+                    self._users[login] = found
+                return found
+            if self._down:
+                self._down = False
+                log.info("user store reachable again")
             active = None if record is None else bool(record.active)
             stamp = None if record is None else float(record.tokens_valid_after)
             found = (now, active, stamp)

@@ -10,7 +10,9 @@ Rows are validated before anything is sent to the database.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
@@ -43,6 +45,20 @@ from .schema import (
 
 T = TypeVar("T")
 
+#: engines the stores opened themselves: a forked child must not use their pooled connections
+_OWN_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _drop_inherited_connections() -> None:
+    # A pooled connection copied by fork is one socket shared by two processes, whose queries
+    # then interleave on it (gunicorn --preload forks workers from a master that loaded the
+    # policy). close=False: the parent keeps using them; the child opens its own.
+    for engine in list(_OWN_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_drop_inherited_connections)
+
 
 class DatabaseStore:
     """Policy rows in a ``casbin_rule`` table, shared by threads and processes.
@@ -73,6 +89,8 @@ class DatabaseStore:
         if isinstance(database, str):
             self.engine, memory = open_engine(database)
             self._owns_engine = True
+            if not memory:  # in-memory SQLite is this process's own copy: nothing is shared
+                _OWN_ENGINES.add(self.engine)
         else:
             check_engine(database)
             self.engine, memory = database, is_memory_sqlite(database.url)
