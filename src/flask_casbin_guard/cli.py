@@ -137,7 +137,8 @@ def policy_remove_command(ptype: str, values: tuple[str, ...]) -> None:
 @click.option("--replace", is_flag=True, help="Replace the whole policy with the file's.")
 def policy_import_command(path: str, replace: bool) -> None:
     """Load a policy CSV, all or nothing (streamed in batches into databases)."""
-    with open(path, encoding="utf-8") as stream:  # only to size the progress bar
+    # Only to size the progress bar: a bad byte is for the import to report, with its line.
+    with open(path, encoding="utf-8", errors="replace") as stream:
         total = sum(1 for line in stream if line.strip() and not line.lstrip().startswith("#"))
     with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
         done = [0]

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .authz.engine import PolicyEngine, model_arities, parse_model
+from .authz.engine import PolicyEngine, check_model, model_arities, parse_model
 from .config import GuardSettings
 from .errors import ConfigurationError
 from .store.base import PolicyStore
@@ -33,9 +33,15 @@ def read_model(source: str | None, root_path: str) -> tuple[str, str]:
         return source, "GUARD_MODEL text"
     path = Path(root_path, source)
     try:
-        return path.read_text(encoding="utf-8"), repr(str(path))
+        data = path.read_bytes()
     except OSError as error:
         raise ConfigurationError(f"GUARD_MODEL: cannot read {str(path)!r}: {error}") from None
+    try:
+        return data.decode("utf-8-sig"), repr(str(path))
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        message = f"GUARD_MODEL {str(path)!r}, line {line}: not UTF-8 text"
+        raise ConfigurationError(message) from None
 
 
 def is_database(policy: str | None) -> bool:
@@ -102,7 +108,9 @@ def load_policy(settings: GuardSettings, root_path: str, instance_path: str) -> 
     :raises PolicyError: naming the file and line (or table and id) of the first invalid row.
     """
     text, source = read_model(settings.model, root_path)
-    arities = model_arities(parse_model(text, source))
+    model = parse_model(text, source)
+    check_model(model, source)  # at load, not at the first decision
+    arities = model_arities(model)
     store = open_store(settings, arities, root_path, instance_path)
     if store is None:
         return LoadedPolicy(text, source, None, None, [])

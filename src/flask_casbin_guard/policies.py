@@ -176,9 +176,9 @@ class PolicyManager:
         try:
             return check_row(row.ptype, row.values, self.arities)
         except ValueError as error:
-            raise PolicyError(
-                f"invalid rule {row.ptype}, {', '.join(map(str, row.values))}: {error}"
-            ) from None
+            # repr, cut short: the values may hold newlines or megabytes (they are the problem).
+            shown = ", ".join(repr(value)[:60] for value in (row.ptype, *row.values))
+            raise PolicyError(f"invalid rule {shown}: {error}") from None
 
     def _link(self, user: str, role: str, domain: str | None) -> tuple[str, ...]:
         arity = self.arities.get("g")

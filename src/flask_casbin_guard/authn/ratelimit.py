@@ -6,7 +6,7 @@ import hashlib
 import time
 
 from limits import RateLimitItem, parse_many
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from ..errors import ConfigurationError, TooManyAttempts
@@ -35,6 +35,10 @@ class FailureLimiter:
             kind = type(error).__name__
             raise ConfigurationError(f"invalid rate-limit storage: {kind}") from None
         self._window = MovingWindowRateLimiter(self._storage)
+        self._pruned = time.monotonic()
+
+    #: seconds between two sweeps of expired keys out of in-memory storage
+    prune_interval = 60.0
 
     def check(self, login: str, address: str | None) -> None:
         """Raise :class:`TooManyAttempts` when the login or the address is over a limit."""
@@ -51,6 +55,10 @@ class FailureLimiter:
         for limits, key in self._keys(login, address):
             for limit in limits:
                 self._window.hit(limit, *key)
+        now = time.monotonic()
+        if isinstance(self._storage, MemoryStorage) and now - self._pruned >= self.prune_interval:
+            self._pruned = now
+            _prune(self._storage)
 
     def _keys(
         self, login: str, address: str | None
@@ -61,3 +69,18 @@ class FailureLimiter:
         if address:
             keys.append((self._address, ("address", address)))
         return keys
+
+
+def _prune(storage: MemoryStorage) -> None:
+    """Drop the keys whose failures have all expired.
+
+    limits' MemoryStorage empties the event list of an expired key but keeps the key (limits
+    5.8): every login and address that ever failed would stay in memory for the life of the
+    process, an unbounded growth anyone can drive with made-up logins.
+    """
+    for key, events in list(storage.events.items()):
+        if not events:
+            with storage.locks[key]:  # the lock acquire_entry holds while it appends
+                if not storage.events.get(key, True):
+                    del storage.events[key]
+            storage.locks.pop(key, None)

@@ -30,11 +30,18 @@ from ..errors import PolicyError
 from ..store.csv import PolicyRow
 from .assemble import build_index, paused_gc, role_graphs
 from .index import IndexedPolicy
-from .matcher import Unsupported
+from .matcher import Unsupported, matcher_problem
 from .roles import MAX_ROLE_DEPTH, RoleGraph, check_role_depth
 from .scan import Delegate
 
-__all__ = ["MAX_ROLE_DEPTH", "EngineHolder", "PolicyEngine", "model_arities", "parse_model"]
+__all__ = [
+    "MAX_ROLE_DEPTH",
+    "EngineHolder",
+    "PolicyEngine",
+    "check_model",
+    "model_arities",
+    "parse_model",
+]
 
 log = logging.getLogger("flask_casbin_guard.engine")
 
@@ -69,11 +76,46 @@ def parse_model(text: str, source: str) -> Any:
     try:
         model.load_model_from_text(text)
     except Exception as error:  # pycasbin raises bare exceptions of many kinds here
-        raise PolicyError(f"invalid Casbin model {source}: {error}", original_error=error) from None
+        # pycasbin quotes the bad line: escaped and cut short, it cannot forge log lines.
+        shown = str(error) if str(error).isprintable() else repr(str(error))
+        raise PolicyError(
+            f"invalid Casbin model {source}: {shown[:200]}", original_error=error
+        ) from None
     for section in ("r", "p", "e", "m"):
         if section not in model.keys():  # noqa: SIM118 - a casbin Model, not a dict
             raise PolicyError(f"invalid Casbin model {source}: no [{_SECTIONS[section]}] section")
     return model
+
+
+def check_model(model: Any, source: str) -> None:
+    """Refuse what pycasbin would only find at the first decision, and then fail every one.
+
+    Unknown *functions* are not refused: ``guard.add_function`` may register them later.
+
+    :raises PolicyError: naming the model and the problem.
+    """
+    problem = _model_problem(model)
+    if problem:
+        raise PolicyError(f"invalid Casbin model {source}: {problem}")
+
+
+def _model_problem(model: Any) -> str:
+    for key in ("r", "p", "e", "m"):
+        if key not in model[key]:
+            return f"no '{key} = ...' in [{_SECTIONS[key]}]"
+    try:
+        get_effector(model["e"]["e"].value)
+    except Exception as error:  # pycasbin raises a bare RuntimeError
+        return f"[policy_effect]: {error}"
+    for ptype, assertion in model["g"].items() if "g" in model.keys() else ():  # noqa: SIM118
+        if assertion.value.count("_") < 2:
+            return f"role definition {ptype!r} needs at least two '_'"
+    tokens = {t for kind in "rp" for a in model[kind].values() for t in a.tokens}
+    for name, assertion in model["m"].items():
+        problem = matcher_problem(assertion.value, tokens)
+        if problem:
+            return f"matcher {name!r}: {problem}"
+    return ""
 
 
 _SECTIONS = {

@@ -168,6 +168,26 @@ def parse_expression(text: str) -> ast.expr:
     return tree.body[0].value
 
 
+def matcher_problem(matcher: str, tokens: set[str]) -> str:
+    """Why pycasbin would fail every evaluation of ``matcher`` (escaped), or ``""``.
+
+    :param tokens: the ``r_*``/``p_*`` names the model defines.
+    """
+    try:
+        expression = parse_expression(rewrite(matcher))
+    except Unsupported as error:
+        return str(error)
+    calls = {id(node.func) for node in ast.walk(expression) if isinstance(node, ast.Call)}
+    names = [n.id for n in ast.walk(expression) if isinstance(n, ast.Name) and id(n) not in calls]
+    for name in names:
+        if name not in tokens and _TOKEN_NAME.fullmatch(name):
+            return f"{name.replace('_', '.', 1)!r} is not defined"
+    return ""
+
+
+_TOKEN_NAME = re.compile(r"[rp]\d*_\w+")
+
+
 def parse_matcher(matcher: str, vocabulary: Vocabulary) -> MatcherPlan:
     """Recognise ``matcher`` (pycasbin's escaped ``m`` value) or raise :class:`Unsupported`."""
     names = _EVAL.findall(matcher)

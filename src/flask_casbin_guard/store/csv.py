@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from sys import intern
@@ -21,6 +21,7 @@ MAX_VALUE_LENGTH = 255
 _TOKENS = re.compile(r"[,\[\]\(\)]")
 _BRACKETS = re.compile(r"[\[\]\(\)]")
 _CLOSING = {")": "(", "]": "["}
+_QUOTES = "\"'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +39,26 @@ def read_policy_file(path: str | Path, arities: Mapping[str, int]) -> list[Polic
     :raises PolicyError: naming the file and line of the first bad row.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        data = Path(path).read_bytes()
+    except OSError as error:
         raise PolicyError(
             f"cannot read policy file {str(path)!r}: {error}", original_error=error
         ) from None
     # "\n" only, as Casbin's file adapter: str.splitlines() would also break on \x0c, \u2028...
-    return parse_policy(text.split("\n"), arities, str(path))
+    return parse_policy(decode_policy(data, str(path)).split("\n"), arities, str(path))
+
+
+def decode_policy(data: bytes, source: str) -> str:
+    """The text of a policy file: UTF-8, a leading byte-order mark dropped.
+
+    :raises PolicyError: naming the line of the first byte that is not UTF-8.
+    """
+    try:
+        # utf-8-sig: editors that add a BOM would otherwise turn the first "p" into "\ufeffp".
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise PolicyError(f"{source}, line {line}: not UTF-8 text", original_error=error) from None
 
 
 def split_lines(text: str, chunk: int = 1 << 16) -> Iterator[str]:
@@ -91,6 +105,7 @@ def parse_policy(
             row = _fast_row(stripped, arities) if not _BRACKETS.search(stripped) else None
             if row is None:  # brackets, or something to report: the careful path says what
                 tokens = split_line(stripped)
+                _check_split_quote(tokens[1:])
                 row = check_row(tokens[0], tokens[1:], arities)
         except ValueError as error:
             raise PolicyError(f"{source}, line {number}: {error}") from None
@@ -117,7 +132,8 @@ def _fast_row(line: str, arities: Mapping[str, int]) -> PolicyRow | None:
         if (
             not value
             or len(value) > MAX_VALUE_LENGTH
-            or (value[0] in "\"'" and value[-1] == value[0])
+            or value[0] in _QUOTES
+            or value[-1] in _QUOTES
         ):
             return None
     return PolicyRow(intern(ptype), tuple(map(intern, values)))
@@ -144,10 +160,28 @@ def split_line(line: str) -> list[str]:
     return tokens
 
 
+def _check_split_quote(values: Sequence[str]) -> None:
+    """Refuse a quoted value cut by a top-level comma: pycasbin reads ``"a, b"`` as the two
+    values ``"a`` and ``b"``, a rule nobody wrote (Go Casbin and spreadsheets read one)."""
+    opened: dict[str, int] = {}
+    for index, value in enumerate(values):
+        for quote in _QUOTES:
+            if value.count(quote) % 2 == 0:
+                continue
+            if quote in opened and value.endswith(quote):
+                raise ValueError(
+                    f"values {opened[quote] + 1} to {index + 1} are one quoted value split at "
+                    "a comma; Casbin's CSV format has no quoting"
+                )
+            if value.startswith(quote):
+                opened.setdefault(quote, index)
+
+
 def check_row(ptype: str, values: Iterable[str], arities: Mapping[str, int]) -> PolicyRow:
     """Validate one row; ``ValueError`` says what is wrong with it."""
     if ptype not in arities:
-        raise ValueError(f"unknown policy type {ptype!r} (the model defines {sorted(arities)})")
+        shown = repr(ptype[:40]) + ("..." if len(ptype) > 40 else "")
+        raise ValueError(f"unknown policy type {shown} (the model defines {sorted(arities)})")
     row = tuple(values)
     if len(row) != arities[ptype]:
         raise ValueError(f"{ptype!r} rows take {arities[ptype]} values, this one has {len(row)}")
@@ -160,7 +194,7 @@ def check_row(ptype: str, values: Iterable[str], arities: Mapping[str, int]) -> 
             raise ValueError(f"value {index + 1} contains a control character")
         if value != value.strip():
             raise ValueError(f"value {index + 1} has leading or trailing spaces")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in _QUOTES:
             raise ValueError(f"value {index + 1} is quoted; Casbin's CSV format has no quoting")
         if "," in value and not _nested(value):
             raise ValueError(f"value {index + 1} contains a comma outside brackets")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from ..errors import PolicyError
-from .csv import PolicyRow, check_row, parse_policy, split_line, split_lines
+from .csv import PolicyRow, check_row, decode_policy, parse_policy, split_line, split_lines
 
 
 class CsvStore:
@@ -48,10 +48,7 @@ class CsvStore:
     ) -> tuple[int, list[PolicyRow]]:
         data = self._read_bytes()
         version = _digest(data)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise PolicyError(f"{self.url}: not UTF-8 text", original_error=error) from None
+        text = decode_policy(data, self.url)
         del data  # a 100k-rule file: 4 MiB less at the reload's peak
         wanted = arities or self.arities
         # The remembered rows were checked against the store's arities only.
@@ -128,7 +125,7 @@ class CsvStore:
             raise PolicyError(f"cannot read {self.url!r}: {error}", original_error=error) from None
 
     def _lines(self) -> list[str]:
-        text = self._read_bytes().decode("utf-8", "strict")
+        text = decode_policy(self._read_bytes(), self.url)
         return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
 
     def _write(self, lines: list[str]) -> None:
