@@ -113,6 +113,17 @@ def test_api_keys(app: Flask, tmp_path: Path) -> None:
     assert client.get("/me", headers={"X-API-Key": key}).status_code == 401
 
 
+def test_an_unreadable_user_store_is_a_503(app: Flask) -> None:
+    client = app.test_client()
+    with app.app_context():
+        key = app.guard.create_api_key("erin")
+        with app.guard.users.engine.begin() as connection:  # as good as the database gone
+            connection.exec_driver_sql("DROP TABLE guard_api_keys")
+    response = client.get("/me", headers={"X-API-Key": key})
+    assert response.status_code == 503
+    assert b"guard_api_keys" not in response.data and key.encode() not in response.data
+
+
 def test_bad_api_keys_are_rate_limited(guard_config: dict[str, Any], tmp_path: Path) -> None:
     app = make_app(guard_config, tmp_path, GUARD_AUTH_IP_RATE_LIMIT="3 per minute")
     client = app.test_client()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from werkzeug.wrappers import Request
 
+from ..errors import PolicyError, PolicyUnavailable
 from ..identity import Identity
 from .base import Scheme
 
@@ -30,7 +31,12 @@ class AuthChain:
         for scheme in self.schemes:
             if only is not None and scheme.name not in only:
                 continue
-            identity = scheme.authenticate(request)
+            try:
+                identity = scheme.authenticate(request)
+            except PolicyError as error:
+                # The user store cannot be read (a database outage): this request is a 503,
+                # never a 500 and never anonymous.
+                raise PolicyUnavailable(f"{scheme.name}: {error}") from None
             if identity is not None:
                 return identity
         return None
