@@ -223,7 +223,10 @@ class CasbinGuard(AccountsAPI):
             state.functions_changed()
 
     def reload_policy(self) -> None:
-        """Re-read ``GUARD_MODEL``/``GUARD_POLICY`` and swap atomically (old kept on error)."""
+        """Re-read the policy store and swap atomically (old kept on error).
+
+        The model (``GUARD_MODEL``) is read once, at ``init_app``: changing it needs a restart.
+        """
         self._state().reload_policy()
 
     # -- internals ------------------------------------------------------------------------
