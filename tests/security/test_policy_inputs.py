@@ -462,14 +462,19 @@ def insert_raw(url: str, *records: tuple[Any, ...]) -> list[int]:
                 ids.append(
                     connection.execute(sa.insert(rules).values(values)).inserted_primary_key[0]
                 )
-            connection.execute(
-                sa.update(versions)
-                .where(versions.c.name == "casbin_rule")
-                .values(version=versions.c.version + 1)
-            )
+            bump_version(connection, versions)
     finally:
         engine.dispose()
     return ids
+
+
+def bump_version(connection: sa.Connection, versions: sa.Table) -> None:
+    """What a guard write does after its rows: watchers then reload."""
+    connection.execute(
+        sa.update(versions)
+        .where(versions.c.name == "casbin_rule")
+        .values(version=versions.c.version + 1)
+    )
 
 
 def delete_raw(url: str) -> None:
@@ -480,11 +485,7 @@ def delete_raw(url: str) -> None:
     try:
         with engine.begin() as connection:
             connection.execute(sa.delete(rules).where(rules.c.id > 3))
-            connection.execute(
-                sa.update(versions)
-                .where(versions.c.name == "casbin_rule")
-                .values(version=versions.c.version + 1)
-            )
+            bump_version(connection, versions)
     finally:
         engine.dispose()
 
