@@ -25,26 +25,11 @@ from flask_casbin_guard.errors import ConfigurationError, PolicyError
 from flask_casbin_guard.store.csv import PolicyRow
 from flask_casbin_guard.store.database import DatabaseStore
 from flask_casbin_guard.store.schema import VERSION_TABLE, rule_table, version_table
+from helpers import DOMAIN_MODEL
 
 POLICIES = Path(__file__).parent / "policies"
 RBAC_MODEL = POLICIES / "rbac_model.conf"
 ARITIES = {"p": 3, "g": 2}
-DOMAIN_MODEL = """\
-[request_definition]
-r = sub, dom, obj, act
-
-[policy_definition]
-p = sub, dom, obj, act
-
-[role_definition]
-g = _, _, _
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && r.obj == p.obj && r.act == p.act
-"""
 
 Record = tuple[Any, ...]
 

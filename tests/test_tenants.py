@@ -11,24 +11,8 @@ from werkzeug.test import EnvironBuilder
 from flask_casbin_guard import ConfigurationError, Flask, Identity
 from flask_casbin_guard.authz.tenants import TenantResolver
 from flask_casbin_guard.errors import AccessDenied, ParameterError
-from helpers import basic, bearer
+from helpers import DOMAIN_MODEL, basic, bearer
 
-DOMAIN_MODEL = """
-[request_definition]
-r = sub, dom, obj, act
-
-[policy_definition]
-p = sub, dom, obj, act
-
-[role_definition]
-g = _, _, _
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && r.obj == p.obj && r.act == p.act
-"""
 POLICY = """
 g, alice, admin, acme
 g, bob, admin, globex
