@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, has_app_context, has_request_context, request
 from werkzeug.local import LocalProxy
@@ -105,7 +105,7 @@ class CasbinGuard(AccountsAPI):
             wrapped = guard_view(
                 view, spec, view.__name__, resolver=self, strict=strict, authn=authn
             )
-            return wrapped  # type: ignore[return-value]
+            return cast(F, wrapped)
 
         return decorator
 
@@ -235,7 +235,7 @@ class CasbinGuard(AccountsAPI):
             state = current_app.extensions.get(STATE_KEY)
             if state is None or state.guard is not self:
                 raise GuardError(f"this guard is not attached to app {current_app.name!r}")
-            return state  # type: ignore[no-any-return]
+            return cast(AppState, state)
         states = list(self._states.values())
         if len(states) != 1:
             raise GuardError("outside an app context this guard serves no single app")
@@ -297,7 +297,7 @@ def _audit(error: GuardHTTPError) -> None:
         extra={"guard": record},
     )
     if signal is not None:
-        sender = current_app._get_current_object()  # type: ignore[attr-defined]
+        sender = signals.current_sender()
         signal.send(
             sender,
             login=login,

@@ -144,7 +144,7 @@ def guard_view(
         return run(route, view_args)
 
     functools.update_wrapper(guarded, view)
-    guarded.__guard_route__ = route  # type: ignore[attr-defined]
+    guarded.__dict__["__guard_route__"] = route
     return guarded
 
 
@@ -183,7 +183,7 @@ def current_identity(
         identity = (state or current_state()).authenticate(request, schemes)
         memo[schemes] = identity
         if identity is not None:
-            signals.authenticated.send(current_app._get_current_object(), identity=identity)  # type: ignore[attr-defined]
+            signals.authenticated.send(signals.current_sender(), identity=identity)
     return memo[schemes]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .matcher import (
     EqTerm,
@@ -197,7 +197,7 @@ class _Builder:
         operator = node.ops[0]
         right_node = node.comparators[0]
         if isinstance(right_node, ast.List | ast.Tuple | ast.Set):
-            items = tuple(item.value for item in right_node.elts)  # type: ignore[attr-defined]
+            items = tuple(cast(ast.Constant, item).value for item in right_node.elts)
             if isinstance(operator, ast.In):
                 return lambda r, p: left(r, p) in items
             return lambda r, p: left(r, p) not in items

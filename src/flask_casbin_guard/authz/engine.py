@@ -59,7 +59,7 @@ _SILENT = logging.Logger("flask_casbin_guard.casbin-silenced")
 _SILENT.disabled = True
 
 
-class _RowsAdapter(Adapter):  # type: ignore[misc]
+class _RowsAdapter(Adapter):
     """Feeds already-validated rows to pycasbin; nothing is re-parsed from text."""
 
     def __init__(self, rows: Sequence[PolicyRow]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain, product
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from .compiled import check_columns, compile_safe, key_lookup, strings_used
 from .matcher import (
@@ -225,7 +225,7 @@ class IndexedPolicy:
             return []
         if self._partition is None:
             if len(found) == 1:
-                return found[0]  # type: ignore[no-any-return]
+                return cast(list[int], found[0])
             merged = [index for bucket in found for index in bucket]
             merged.sort()
             return merged

@@ -190,9 +190,11 @@ class _Sources:
         """Unconsumed query/form/JSON keys: into ``**kwargs``, or errors in strict mode."""
         extra: dict[str, Any] = {}
         for source, multi in (("query", self.request.args), ("form", self.form)):
-            for key in multi or ():
+            if multi is None:
+                continue
+            for key in multi:
                 if key not in plan.keys:
-                    items = multi.getlist(key)  # type: ignore[union-attr]
+                    items = multi.getlist(key)
                     extra.setdefault(key, items[0] if len(items) == 1 else items)
                     if plan.strict and not plan.var_keyword:
                         issues.append(ParamIssue(key, source, "no such parameter", None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from time import monotonic
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -123,7 +123,8 @@ class _RedisListener(Listener):
 
     def open(self) -> None:
         self._client = _client(self._url, socket_timeout=None, name=self._name)
-        self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        # pubsub() is unannotated in some redis-py releases and typed in others: go through Any.
+        self._pubsub = cast(PubSub, cast(Any, self._client).pubsub())
         self._pubsub.subscribe(self._channel)
         # SUBSCRIBE is only in force once confirmed: until then a PUBLISH could be missed.
         deadline = monotonic() + SUBSCRIBE_TIMEOUT
