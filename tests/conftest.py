@@ -1,17 +1,29 @@
-"""Shared fixtures: a real policy on disk, real argon2 hashes, apps in both attach styles."""
+"""Shared fixtures: a real policy on disk, real argon2 hashes, apps in both attach styles.
+
+A new test should not build an app by hand: ``guarded`` is an app in each attach style (the
+``Flask`` subclass with ``authorize=`` and a plain ``flask.Flask`` with ``CasbinGuard``), on the
+test RBAC policy; ``guarded.route`` declares a view the same way in both styles and
+``guarded.login(scheme, user)`` gives the request headers of that user for a scheme. Tests are
+marked ``services`` (PostgreSQL, Redis, private servers) and ``slow`` (processes, servers, big
+fuzzing runs) here, by what they use, so ``make check`` can leave them out.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
+import flask
 import pytest
+from flask.testing import FlaskClient
 
+from flask_casbin_guard import CasbinGuard, Flask
 from flask_casbin_guard.authn.passwords import PasswordHasher
-from helpers import JWT_SECRET
+from helpers import JWT_SECRET, basic, bearer
 
 POLICIES = Path(__file__).parent / "policies"
 
@@ -119,3 +131,107 @@ def postgres_url() -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+# -- markers by what a test uses ------------------------------------------------------------------
+#: fixtures that reach PostgreSQL or Redis, shared or private
+SERVICE_FIXTURES = frozenset(
+    {"postgres_url", "redis_url", "private_postgres", "private_redis", "pg"}
+)
+#: parameter values of tests that pick a service at run time (``request.getfixturevalue``)
+SERVICE_PARAMS = frozenset({"postgres", "postgresql", "redis"})
+#: modules that start servers or worker processes, or fuzz at length
+SLOW_MODULES = (
+    "tests/e2e/",
+    "tests/faults/",
+    "tests/security/test_canonicalization.py",
+    "tests/security/test_fuzz_acme.py",
+    "tests/security/test_supply_chain.py",
+    "tests/test_engine_differential.py",
+)
+
+#: words in the names of tests that run processes, threads or big data sets in other modules
+SLOW_WORDS = ("several_processes", "concurrent_", "million", "20000", "swept_once_expired")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        callspec = getattr(item, "callspec", None)
+        params = {str(value) for value in callspec.params.values()} if callspec else set()
+        if (
+            SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or SERVICE_PARAMS & params
+            or where.startswith("tests/faults/")
+        ):
+            item.add_marker(pytest.mark.services)
+        if where.startswith(SLOW_MODULES) or any(word in item.name for word in SLOW_WORDS):
+            item.add_marker(pytest.mark.slow)
+
+
+# -- apps in both attach styles ------------------------------------------------------------------
+@dataclass
+class Guarded:
+    """An app under test and its guard, in one attach style."""
+
+    app: flask.Flask
+    guard: CasbinGuard
+    style: str
+
+    def route(self, rule: str, authorize: Any, **options: Any) -> Callable[[Any], Any]:
+        """``@app.route(rule, authorize=...)`` or ``@app.route`` + ``@guard.authorize``."""
+        authn = options.pop("authn", None)
+        strict = options.pop("strict", False)
+
+        def decorator(view: Any) -> Any:
+            if self.style == "subclass":
+                extra = {"authn": authn} if authn is not None else {}
+                if strict:
+                    extra["strict"] = strict
+                subclass = cast(Flask, self.app)
+                return subclass.route(rule, authorize=authorize, **extra, **options)(view)
+            guarded = self.guard.authorize(authorize, authn=authn, strict=strict)(view)
+            return self.app.route(rule, **options)(guarded)
+
+        return decorator
+
+    def login(self, scheme: str, user: str) -> dict[str, str]:
+        """Request headers proving ``user`` by ``scheme`` (``basic`` or ``bearer``)."""
+        if scheme == "basic":
+            return basic(user, PASSWORDS[user])
+        if scheme == "bearer":
+            with self.app.app_context():
+                return bearer(self.guard.create_token(user))
+        raise ValueError(f"no test credentials for scheme {scheme!r}")
+
+    def client(self) -> FlaskClient:
+        return self.app.test_client()
+
+
+@pytest.fixture
+def make_guarded(guard_config: dict[str, object]) -> Callable[..., Guarded]:
+    """``make_guarded(style, **config)``: an app in ``style`` on the test policy, ``config`` on top.
+
+    In the extension style the guard attaches when the app is built, like ``init_app`` in a
+    factory, so declare routes after setting the configuration.
+    """
+
+    def make(style: str = "subclass", **config: Any) -> Guarded:
+        if style == "subclass":
+            subclass = Flask(f"test_{style}")
+            subclass.config.update(guard_config, **config)
+            return Guarded(subclass, subclass.guard, style)
+        if style == "extension":
+            app = flask.Flask(f"test_{style}")
+            app.config.update(guard_config, **config)
+            return Guarded(app, CasbinGuard(app), style)
+        raise ValueError(f"unknown attach style {style!r}")
+
+    return make
+
+
+@pytest.fixture(params=["subclass", "extension"])
+def guarded(request: pytest.FixtureRequest, make_guarded: Callable[..., Guarded]) -> Guarded:
+    """The test app in each attach style in turn (Basic and bearer enabled)."""
+    return make_guarded(request.param, GUARD_AUTH=["bearer", "basic"])

@@ -29,6 +29,7 @@ from .pipeline import (
     builtin_providers,
     compile_route,
     current_identity,
+    current_sender,
     explain_header,
     guard_view,
     known_login,
@@ -297,7 +298,7 @@ def _audit(error: GuardHTTPError) -> None:
         extra={"guard": record},
     )
     if signal is not None:
-        sender = signals.current_sender()
+        sender = current_sender()
         signal.send(
             sender,
             login=login,

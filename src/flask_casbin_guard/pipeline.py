@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import Request, current_app, g, request, session
+from flask import Flask, Request, current_app, g, request, session
 from flask.sessions import SessionMixin
 from werkzeug.routing import Map, Rule
 
@@ -183,7 +183,7 @@ def current_identity(
         identity = (state or current_state()).authenticate(request, schemes)
         memo[schemes] = identity
         if identity is not None:
-            signals.authenticated.send(signals.current_sender(), identity=identity)
+            signals.authenticated.send(current_sender(), identity=identity)
     return memo[schemes]
 
 
@@ -338,3 +338,9 @@ def builtin_providers(guard: Any) -> dict[Any, Provider]:
         SessionMixin: Provider(lambda: cast(Any, session)._get_current_object()),
         type(guard): Provider(lambda: guard),
     }
+
+
+def current_sender() -> Flask:
+    """The app itself, not the ``current_app`` proxy: receivers connect by sender identity."""
+    # Flask types current_app as Flask, hiding the proxy's method: cast once, here.
+    return cast(Flask, cast(Any, current_app)._get_current_object())

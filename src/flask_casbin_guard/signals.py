@@ -10,19 +10,10 @@ Each is sent with the app as sender and keyword data; none carries a password, t
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 from blinker import Namespace
-from flask import Flask, current_app
 
 _signals = Namespace()
 
 authenticated = _signals.signal("authenticated")
 authentication_failed = _signals.signal("authentication-failed")
 access_denied = _signals.signal("access-denied")
-
-
-def current_sender() -> Flask:
-    """The app itself, not the ``current_app`` proxy: receivers connect by sender identity."""
-    # Flask types current_app as Flask, hiding the proxy's method; cast once, here.
-    return cast(Flask, cast(Any, current_app)._get_current_object())
