@@ -55,11 +55,15 @@ test: lint
 # guarded app answers 200/401/403.
 dist-check: $(VENV)/.test
 	@rm -rf build dist .venv-dist
-	$(BIN)/python -m build --no-isolation --sdist --wheel --outdir dist . >/dev/null
-	$(PYTHON) -m venv .venv-dist
-	$(UV) pip install --quiet --python .venv-dist/bin/python --require-hashes -r requirements/demo.txt
-	$(UV) pip install --quiet --python .venv-dist/bin/python --no-deps dist/*.whl
-	cd /tmp && $(CURDIR)/.venv-dist/bin/python $(CURDIR)/tests/dist_smoke.py $(CURDIR)/dist
+	@echo "==> building the sdist and wheel with the locked setuptools"
+	@$(BIN)/python -m build --no-isolation --sdist --wheel --outdir dist . >build.log 2>&1 \
+		|| { cat build.log; exit 1; }
+	@rm -f build.log
+	@echo "==> installing the wheel into an empty venv and smoke-testing it"
+	@$(PYTHON) -m venv .venv-dist
+	@$(UV) pip install --quiet --python .venv-dist/bin/python --require-hashes -r requirements/demo.txt
+	@$(UV) pip install --quiet --python .venv-dist/bin/python --no-deps dist/*.whl
+	@cd /tmp && $(CURDIR)/.venv-dist/bin/python $(CURDIR)/tests/dist_smoke.py $(CURDIR)/dist
 	@rm -rf .venv-dist build
 
 # Refresh the locks: the newest releases within pyproject.toml's floors, hashed.
@@ -85,4 +89,4 @@ test-latest:
 	$(LATEST)/bin/python -m pytest
 
 clean:
-	rm -rf $(VENV) $(LATEST) .venv-dist build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) .venv-dist build build.log dist .pytest_cache .mypy_cache .ruff_cache
