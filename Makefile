@@ -14,7 +14,7 @@ SOURCES := src tests examples bench
 $(UV): requirements/bootstrap.txt
 	@echo "==> creating $(VENV) and installing uv from requirements/bootstrap.txt"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	@$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps \
 		--require-hashes -r requirements/bootstrap.txt
 	@touch $(UV)
 
