@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import Request, current_app, g, request, session
+from flask import Request, current_app, request, session
 from flask.sessions import SessionMixin
 from werkzeug.routing import Map, Rule
 
@@ -39,11 +39,35 @@ if TYPE_CHECKING:
     from .state import AppState
 
 STATE_KEY = "casbin_guard.state"
-_IDENTITY = "_casbin_guard_identity"
-#: where dev mode collects the decisions of a request for the explain header
-EXPLAIN_KEY = "_casbin_guard_explain"
+#: the attribute of the request object holding what the guard remembers about that request
+MEMO_ATTRIBUTE = "_casbin_guard_memo"
 EXPLAIN_HEADER = "X-Guard-Explain"
 _UNSET = object()
+
+
+@dataclass(slots=True)
+class RequestMemo:
+    """What the guard remembers about one request, kept on the request object itself.
+
+    Not in ``flask.g``: ``g`` belongs to the application context, and an app context pushed
+    at import time (common with Flask-SQLAlchemy) is shared by every request its process
+    serves, so the first caller's identity would be reused for everyone after it.
+    """
+
+    #: the caller per scheme restriction (a route's ``authn=``), ``None`` when anonymous
+    identities: dict[frozenset[str] | None, Identity | None] = field(default_factory=dict)
+    #: dev mode: the decisions and refusals of this request, for the explain header
+    explain: list[str] = field(default_factory=list)
+
+
+def request_memo() -> RequestMemo:
+    """This request's :class:`RequestMemo`, made on first use."""
+    current = cast(Any, request)._get_current_object()
+    memo = getattr(current, MEMO_ATTRIBUTE, None)
+    if not isinstance(memo, RequestMemo):
+        memo = RequestMemo()
+        setattr(current, MEMO_ATTRIBUTE, memo)
+    return memo
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,12 +197,12 @@ def current_state() -> AppState:
 def current_identity(
     state: AppState | None = None, schemes: frozenset[str] | None = None
 ) -> Identity | None:
-    """The caller, authenticating on first use in this request (memoised in ``g``).
+    """The caller, authenticating on first use in this request (see :class:`RequestMemo`).
 
     ``schemes`` restricts the schemes tried (a route's ``authn=``); each restriction is
     resolved once per request.
     """
-    memo: dict[frozenset[str] | None, Identity | None] = g.setdefault(_IDENTITY, {})
+    memo = request_memo().identities
     if schemes not in memo:
         identity = (state or current_state()).authenticate(request, schemes)
         memo[schemes] = identity
@@ -189,7 +213,8 @@ def current_identity(
 
 def explain_header(response: Any) -> Any:
     """Dev mode: the decisions of this request and their rules, in one response header."""
-    decisions = g.get(EXPLAIN_KEY)
+    memo = getattr(request, MEMO_ATTRIBUTE, None)
+    decisions = memo.explain if isinstance(memo, RequestMemo) else None
     if decisions:
         text = "; ".join(decisions)
         # Header values must be latin-1 and one line: escape anything else.
@@ -204,8 +229,9 @@ def current_session() -> Any:
 
 def known_login() -> str | None:
     """The login already authenticated in this request, if any (for audit records)."""
-    memo = g.get(_IDENTITY) or {}
-    return next((identity.login for identity in memo.values() if identity is not None), None)
+    memo = getattr(request, MEMO_ATTRIBUTE, None)
+    identities = memo.identities.values() if isinstance(memo, RequestMemo) else ()
+    return next((identity.login for identity in identities if identity is not None), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +341,7 @@ def _decide(caller: _Caller, obj: Any, act: str) -> None:
     because = f" (rule: {', '.join(rule)})" if rule else " (no rule matched)"
     if caller.explain:
         verdict = "allow" if allowed else "deny"
-        g.setdefault(EXPLAIN_KEY, []).append(f"{verdict} {act} {obj}{because}")
+        request_memo().explain.append(f"{verdict} {act} {obj}{because}")
     if not allowed:
         raise AccessDenied(f"{endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
 
