@@ -30,6 +30,7 @@ from .pipeline import (
     compile_route,
     current_identity,
     explain_header,
+    explain_refusal,
     guard_view,
     known_login,
     route_of,
@@ -247,6 +248,8 @@ class CasbinGuard(AccountsAPI):
             request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
         )
         response = self.renderers["html" if wants_html else "json"](error)
+        if state is not None and state.explain:
+            explain_refusal(error)  # the after_request hook turns it into the header
         if error.status == 401 and state is not None:
             for challenge in state.challenges:
                 response.headers.add("WWW-Authenticate", challenge)

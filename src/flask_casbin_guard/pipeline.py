@@ -24,6 +24,7 @@ from .errors import (
     AccessDenied,
     AuthenticationRequired,
     ConfigurationError,
+    GuardHTTPError,
     ObjectNotFound,
     ParameterError,
     PolicyError,
@@ -58,6 +59,8 @@ class RequestMemo:
     identities: dict[frozenset[str] | None, Identity | None] = field(default_factory=dict)
     #: dev mode: the decisions and refusals of this request, for the explain header
     explain: list[str] = field(default_factory=list)
+    #: dev mode: a Casbin decision already explained the denial of this request
+    denial_explained: bool = False
 
 
 def request_memo() -> RequestMemo:
@@ -222,6 +225,20 @@ def explain_header(response: Any) -> Any:
     return response
 
 
+def explain_refusal(error: GuardHTTPError) -> None:
+    """Dev mode: every refusal carries its reason, not only the denials Casbin decided."""
+    memo = request_memo()
+    if not memo.denial_explained:
+        memo.explain.append(f"refused {error.status}: {error.log_message}")
+
+
+def _explain(caller: _Caller, allowed: bool, text: str) -> None:
+    if caller.explain:
+        memo = request_memo()
+        memo.explain.append(f"{'allow' if allowed else 'deny'} {text}")
+        memo.denial_explained = memo.denial_explained or not allowed
+
+
 def current_session() -> Any:
     """The request's Flask session (the ``session`` scheme reads its login there)."""
     return session
@@ -301,7 +318,9 @@ def _check_route_level(caller: _Caller) -> None:
             f"endpoint {route.endpoint!r} declares roles but the Casbin model has no 'g' roles"
         )
     for role in declaration.roles:
-        if not engine.has_role(login, role, caller.tenant):
+        held = engine.has_role(login, role, caller.tenant)
+        _explain(caller, held, f"role {role} for {login!r}")
+        if not held:
             raise AccessDenied(f"{route.endpoint}: {login!r} lacks role {role!r}")
     if declaration.route:
         rule = request.url_rule.rule if request.url_rule else request.path
@@ -339,9 +358,7 @@ def _decide(caller: _Caller, obj: Any, act: str) -> None:
         # Logged once, by the error renderer; the message names the failure, not the policy.
         raise PolicyUnavailable(f"{endpoint}: {error}") from None
     because = f" (rule: {', '.join(rule)})" if rule else " (no rule matched)"
-    if caller.explain:
-        verdict = "allow" if allowed else "deny"
-        request_memo().explain.append(f"{verdict} {act} {obj}{because}")
+    _explain(caller, allowed, f"{act} {obj}{because}")
     if not allowed:
         raise AccessDenied(f"{endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
 
