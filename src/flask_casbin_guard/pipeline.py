@@ -20,6 +20,7 @@ from werkzeug.routing import Map, Rule
 from . import signals
 from .authz.declarations import Declaration, ObjectPermission, parse_declaration
 from .authz.engine import PolicyEngine
+from .authz.objects import check_object_values
 from .errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -289,6 +290,8 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
         values = {}
     if not view_args.keys() <= route.plan.names and not route.plan.var_keyword:
         check_path_params(route.plan, route.endpoint, list(view_args))
+    if declaration.objects:
+        check_object_values(declaration, route.plan, values, view_args)
     for permission in declaration.objects:
         _check_object(state, caller, permission, values[permission.param])
     view = current_app.ensure_sync(route.view) if route.is_async else route.view
