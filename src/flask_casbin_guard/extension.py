@@ -207,6 +207,14 @@ class CasbinGuard(AccountsAPI):
         """The decision and the policy rule that decided it."""
         return self._state().holder.engine.explain(sub, *args)
 
+    def subject(self, login: str) -> str:
+        """The Casbin subject the guard decides for ``login``: ``GUARD_USER_PREFIX + login``.
+
+        Pass it to :meth:`enforce` and :meth:`has_role` to get the decision a request of
+        ``login`` gets.
+        """
+        return self._state().settings.user_prefix + login
+
     def has_role(self, user: str, role: str, domain: str | None = None) -> bool:
         """Whether ``user`` holds ``role`` (in ``domain``, for models with domains)."""
         return self._state().holder.engine.has_role(user, role, domain)

@@ -258,6 +258,7 @@ class _Caller:
 
     engine: PolicyEngine
     route: GuardedRoute
+    #: the Casbin subject: the login, after ``GUARD_USER_PREFIX``
     login: str
     #: the request's tenant (Casbin domain) for models with domains, else ``None``
     tenant: str | None
@@ -280,7 +281,11 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
             raise AuthenticationRequired(f"{route.endpoint}: no credentials")
         if declaration.uses_policy:
             tenant = _tenant(state, caller.engine, view_args, identity)
-            caller = _Caller(caller.engine, route, identity.login, tenant, explain)
+            # Decided exactly as Casbin would for this subject: a user the policy also uses
+            # as a role keeps his rights. Squatted role names are refused where accounts are
+            # made; GUARD_USER_PREFIX keeps users from elsewhere apart from roles.
+            subject = state.settings.user_prefix + identity.login
+            caller = _Caller(caller.engine, route, subject, tenant, explain)
             _check_route_level(caller)
     if route.plan.params:
         values, issues = bind(route.plan, view_args, request)
@@ -313,9 +318,6 @@ def _tenant(
 def _check_route_level(caller: _Caller) -> None:
     engine, route, login = caller.engine, caller.route, caller.login
     declaration = route.declaration
-    if login in engine.roles or login in declaration.roles:
-        # Casbin cannot tell user "admin" from role "admin": such a login gets no rights at all.
-        raise AccessDenied(f"{route.endpoint}: login {login!r} collides with a role name")
     if declaration.roles and engine.arities.get("g") not in (2, 3):
         raise ConfigurationError(
             f"endpoint {route.endpoint!r} declares roles but the Casbin model has no 'g' roles"
@@ -349,7 +351,13 @@ def _check_object(
 
 def _decide(caller: _Caller, obj: Any, act: str) -> None:
     engine, endpoint, login = caller.engine, caller.route.endpoint, caller.login
-    rvals = (login, obj, act) if caller.tenant is None else (login, caller.tenant, obj, act)
+    rvals: tuple[Any, ...] = (login, obj, act)
+    if caller.tenant is not None:
+        tokens = engine.request_tokens
+        # Where the model puts the domain ("r = sub, obj, dom, act" is one of Casbin's own
+        # examples); second when the model does not call it "dom".
+        at = tokens.index("dom") if "dom" in tokens and len(tokens) == 4 else 1
+        rvals = (*rvals[:at], caller.tenant, *rvals[at:])
     if len(engine.request_tokens) != len(rvals):
         raise ConfigurationError(
             f"endpoint {endpoint!r}: route and object permissions need a model whose request "
