@@ -198,3 +198,16 @@ def test_routes_with_a_default_declaration(guard_config: dict[str, Any]) -> None
     assert "auth=-  authorize='OPEN' (GUARD_DEFAULT_AUTHORIZE)" in lines["/plain"]
     assert "UNCOVERED" in lines["/viewless"]
     assert result.exit_code == 1
+
+
+def test_a_closed_static_endpoint_is_a_choice_not_a_gap(
+    guard_config: dict[str, Any], tmp_path: Any
+) -> None:
+    app = flask.Flask(__name__, static_folder=str(tmp_path))
+    app.config.update(guard_config, GUARD_OPEN_STATIC=False)
+    CasbinGuard(app)
+    result = app.test_cli_runner().invoke(args=["guard", "routes"])
+    assert "static  auth=-  authorize=CLOSED: answers 403 (GUARD_OPEN_STATIC is false)" in (
+        result.output
+    )
+    assert result.exit_code == 0

@@ -62,7 +62,8 @@ def routes_command() -> None:
         if route is not None:
             text, auth = route.declaration.text, _schemes(settings.auth, route)
         elif rule.endpoint == "static" or rule.endpoint.endswith(".static"):
-            text = "OPEN (static)" if settings.open_static else "UNCOVERED: 403 (static closed)"
+            closed = "CLOSED: answers 403 (GUARD_OPEN_STATIC is false)"
+            text = "OPEN (static)" if settings.open_static else closed
             auth = "-"
         elif settings.default_authorize is not None and view is not None:
             try:
