@@ -49,8 +49,8 @@ def _state() -> AppState:
 def routes_command() -> None:
     """List every rule with its methods, schemes and declaration.
 
-    Exits with status 1 when an endpoint answers 403 for want of a declaration, or a route
-    accepts only schemes GUARD_AUTH does not enable, so CI can gate on it.
+    Exits with status 1 when an endpoint answers 403 for want of a declaration, or a route's
+    ``authn=`` names a scheme GUARD_AUTH does not enable, so CI can gate on it.
     """
     state = _state()
     settings = state.settings
@@ -81,7 +81,7 @@ def routes_command() -> None:
     if uncovered:
         click.echo(f"{uncovered} endpoint(s) not covered by any declaration", err=True)
     if problems:
-        click.echo(f"{problems} route(s) accept only schemes GUARD_AUTH does not enable", err=True)
+        click.echo(f"{problems} route(s) name schemes GUARD_AUTH does not enable", err=True)
     if uncovered or problems:
         sys.exit(1)
 
