@@ -145,3 +145,69 @@ def test_import_export_with_progress(db_app: Flask, tmp_path: Any) -> None:
         args=["guard", "policy", "import", "--replace", str(source.parent / "out.csv")]
     )
     assert replaced.exit_code == 0
+
+
+def test_routes_show_each_routes_effective_schemes(guard_config: dict[str, Any]) -> None:
+    app = Flask(__name__)
+    app.config.update(guard_config, GUARD_AUTH=["bearer", "basic"])
+    app.get("/any", authorize="AUTH", endpoint="any")(lambda: "x")
+    app.get("/tokens", authorize="employee", authn="bearer", endpoint="tokens")(lambda: "x")
+    app.get("/passwords", authorize="ROUTE", authn=["basic"], endpoint="passwords")(lambda: "x")
+    app.get("/both", authorize="AUTH", authn=["basic", "bearer"], endpoint="both")(lambda: "x")
+    result = app.test_cli_runner().invoke(args=["guard", "routes"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines()}
+    assert "auth=bearer,basic " in lines["/any"]
+    assert "auth=bearer " in lines["/tokens"]
+    assert "auth=basic " in lines["/passwords"]
+    assert "auth=bearer,basic " in lines["/both"]  # in GUARD_AUTH's order, as they are tried
+
+
+def test_routes_flag_schemes_the_app_does_not_enable(guard_config: dict[str, Any]) -> None:
+    app = Flask(__name__)
+    app.config.update(guard_config, GUARD_AUTH=["bearer"])
+    app.get("/session", authorize="AUTH", authn="session", endpoint="session")(lambda: "x")
+    result = app.test_cli_runner().invoke(args=["guard", "routes"])
+    assert result.exit_code == 1
+    assert "auth=NOT ENABLED: session" in result.output
+
+
+def test_routes_exit_non_zero_when_an_endpoint_is_not_covered(
+    guard_config: dict[str, Any],
+) -> None:
+    app = flask.Flask(__name__)
+    app.config.update(guard_config)
+    guard = CasbinGuard(app)
+    app.add_url_rule("/covered", "covered", guard.authorize("AUTH")(lambda: "x"))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["guard", "routes"]).exit_code == 0
+    app.add_url_rule("/forgotten", "forgotten", lambda: "x")
+    result = runner.invoke(args=["guard", "routes"])
+    assert result.exit_code == 1
+    assert "1 endpoint(s) not covered" in result.output
+
+
+def test_routes_with_a_default_declaration(guard_config: dict[str, Any]) -> None:
+    app = flask.Flask(__name__)
+    app.config.update(guard_config, GUARD_DEFAULT_AUTHORIZE="OPEN")
+    CasbinGuard(app)
+    app.add_url_rule("/plain", "plain", lambda: "x")
+    app.add_url_rule("/viewless", "viewless")  # no view function: answers 403 whatever the default
+    result = app.test_cli_runner().invoke(args=["guard", "routes"])
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line[0] == "/"}
+    assert "auth=-  authorize='OPEN' (GUARD_DEFAULT_AUTHORIZE)" in lines["/plain"]
+    assert "UNCOVERED" in lines["/viewless"]
+    assert result.exit_code == 1
+
+
+def test_a_closed_static_endpoint_is_a_choice_not_a_gap(
+    guard_config: dict[str, Any], tmp_path: Any
+) -> None:
+    app = flask.Flask(__name__, static_folder=str(tmp_path))
+    app.config.update(guard_config, GUARD_OPEN_STATIC=False)
+    CasbinGuard(app)
+    result = app.test_cli_runner().invoke(args=["guard", "routes"])
+    assert "static  auth=-  authorize=CLOSED: answers 403 (GUARD_OPEN_STATIC is false)" in (
+        result.output
+    )
+    assert result.exit_code == 0

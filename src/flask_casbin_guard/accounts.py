@@ -134,7 +134,7 @@ class AccountsAPI:
         users = self.users
         users.create(login, self.hash_password(password), active=active)
         for role in dict.fromkeys((*state.settings.default_roles, *roles)):
-            state.policies.add_role(login, role)
+            state.policies.add_role(state.settings.user_prefix + login, role)
 
     def set_password(self, login: str, password: str) -> None:
         """Change a password: sessions and tokens issued before stop working."""

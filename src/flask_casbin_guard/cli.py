@@ -12,8 +12,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .authz.declarations import parse_declaration
 from .errors import GuardError
-from .pipeline import STATE_KEY, route_of
+from .pipeline import STATE_KEY, GuardedRoute, route_of
 
 if TYPE_CHECKING:
     from .policies import PolicyManager
@@ -46,29 +47,55 @@ def _state() -> AppState:
 
 @guard_cli.command("routes")
 def routes_command() -> None:
-    """List every rule with its methods, schemes and declaration."""
+    """List every rule with its methods, schemes and declaration.
+
+    Exits with status 1 when an endpoint answers 403 for want of a declaration, or a route's
+    ``authn=`` names a scheme GUARD_AUTH does not enable, so CI can gate on it.
+    """
     state = _state()
     settings = state.settings
-    schemes = ",".join(settings.auth) or "-"
-    uncovered = 0
+    problems = uncovered = 0
     for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule):
         methods = ",".join(sorted(rule.methods or ()))
-        route = route_of(current_app.view_functions.get(rule.endpoint))
+        view = current_app.view_functions.get(rule.endpoint)
+        route = route_of(view)
         if route is not None:
-            declaration = route.declaration
-            text = declaration.text
-            auth = schemes if declaration.needs_user else "-"
+            text, auth = route.declaration.text, _schemes(settings.auth, route)
         elif rule.endpoint == "static" or rule.endpoint.endswith(".static"):
-            text = "OPEN (static)" if settings.open_static else "UNCOVERED: 403 (static closed)"
+            closed = "CLOSED: answers 403 (GUARD_OPEN_STATIC is false)"
+            text = "OPEN (static)" if settings.open_static else closed
             auth = "-"
-        elif settings.default_authorize is not None:
-            text, auth = f"{settings.default_authorize!r} (GUARD_DEFAULT_AUTHORIZE)", schemes
+        elif settings.default_authorize is not None and view is not None:
+            try:
+                default = parse_declaration(settings.default_authorize, rule.endpoint)
+            except GuardError as error:
+                raise click.ClickException(str(error)) from None
+            text = f"{settings.default_authorize!r} (GUARD_DEFAULT_AUTHORIZE)"
+            auth = (",".join(settings.auth) or "-") if default.needs_user else "-"
         else:
+            # The before_request hook refuses an endpoint without a view whatever the default.
             text, auth = "UNCOVERED: answers 403", "-"
             uncovered += 1
+        problems += auth.startswith("NOT ENABLED")
         click.echo(f"{rule.rule}  [{methods}]  {rule.endpoint}  auth={auth}  authorize={text}")
     if uncovered:
         click.echo(f"{uncovered} endpoint(s) not covered by any declaration", err=True)
+    if problems:
+        click.echo(f"{problems} route(s) name schemes GUARD_AUTH does not enable", err=True)
+    if uncovered or problems:
+        sys.exit(1)
+
+
+def _schemes(enabled: tuple[str, ...], route: GuardedRoute) -> str:
+    """The schemes a route really tries, in GUARD_AUTH's order (its ``authn=`` narrows them)."""
+    if not route.declaration.needs_user:
+        return "-"
+    if route.authn is None:
+        return ",".join(enabled) or "-"
+    missing = sorted(route.authn - set(enabled))
+    if missing:
+        return "NOT ENABLED: " + ",".join(missing)
+    return ",".join(name for name in enabled if name in route.authn)
 
 
 @guard_cli.command("check")

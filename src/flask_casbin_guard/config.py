@@ -67,6 +67,9 @@ class GuardSettings:
     decision_cache_size: int = 16384
     #: roles given to users created through the user store
     default_roles: tuple[str, ...] = ()
+    #: put before every login to make its Casbin subject (``"user:"``), keeping users and
+    #: roles apart when identities come from elsewhere; ``""`` uses the login itself
+    user_prefix: str = ""
     #: ``"prod"`` or ``"dev"``
     mode: str = "prod"
     #: whether Flask's ``static`` endpoints are open to everyone
@@ -236,6 +239,20 @@ def _str(name: str, value: Any) -> str:
     return value
 
 
+def _prefix(name: str, value: Any) -> str:
+    # Empty is the default; otherwise the rules of a login, so a subject stays one CSV field.
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{_key(name)} must be a string such as 'user:'")
+    if value and (
+        len(value) > 64 or not value.isprintable() or "," in value or value != value.strip()
+    ):
+        raise ConfigurationError(
+            f"{_key(name)} must be printable text without commas or surrounding spaces, "
+            f"such as 'user:', not {value!r}"
+        )
+    return value
+
+
 def _length(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 128:
         raise ConfigurationError(f"{_key(name)} must be an integer from 8 to 128")
@@ -260,6 +277,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "watcher_interval": _interval,
     "default_authorize": _any,
     "default_roles": _names,
+    "user_prefix": _prefix,
     "decision_cache_size": _cache_size,
     "mode": _mode,
     "open_static": _bool,

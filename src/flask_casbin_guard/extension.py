@@ -31,6 +31,7 @@ from .pipeline import (
     current_identity,
     current_sender,
     explain_header,
+    explain_refusal,
     guard_view,
     known_login,
     route_of,
@@ -207,6 +208,14 @@ class CasbinGuard(AccountsAPI):
         """The decision and the policy rule that decided it."""
         return self._state().holder.engine.explain(sub, *args)
 
+    def subject(self, login: str) -> str:
+        """The Casbin subject the guard decides for ``login``: ``GUARD_USER_PREFIX + login``.
+
+        Pass it to :meth:`enforce` and :meth:`has_role` to get the decision a request of
+        ``login`` gets.
+        """
+        return self._state().settings.user_prefix + login
+
     def has_role(self, user: str, role: str, domain: str | None = None) -> bool:
         """Whether ``user`` holds ``role`` (in ``domain``, for models with domains)."""
         return self._state().holder.engine.has_role(user, role, domain)
@@ -248,6 +257,8 @@ class CasbinGuard(AccountsAPI):
             request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
         )
         response = self.renderers["html" if wants_html else "json"](error)
+        if state is not None and state.explain:
+            explain_refusal(error)  # the after_request hook turns it into the header
         if error.status == 401 and state is not None:
             for challenge in state.challenges:
                 response.headers.add("WWW-Authenticate", challenge)

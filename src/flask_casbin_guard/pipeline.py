@@ -10,20 +10,22 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import Flask, Request, current_app, g, request, session
+from flask import Flask, Request, current_app, request, session
 from flask.sessions import SessionMixin
 from werkzeug.routing import Map, Rule
 
 from . import signals
 from .authz.declarations import Declaration, ObjectPermission, parse_declaration
 from .authz.engine import PolicyEngine
+from .authz.objects import check_object_values
 from .errors import (
     AccessDenied,
     AuthenticationRequired,
     ConfigurationError,
+    GuardHTTPError,
     ObjectNotFound,
     ParameterError,
     PolicyError,
@@ -39,11 +41,37 @@ if TYPE_CHECKING:
     from .state import AppState
 
 STATE_KEY = "casbin_guard.state"
-_IDENTITY = "_casbin_guard_identity"
-#: where dev mode collects the decisions of a request for the explain header
-EXPLAIN_KEY = "_casbin_guard_explain"
+#: the attribute of the request object holding what the guard remembers about that request
+MEMO_ATTRIBUTE = "_casbin_guard_memo"
 EXPLAIN_HEADER = "X-Guard-Explain"
 _UNSET = object()
+
+
+@dataclass(slots=True)
+class RequestMemo:
+    """What the guard remembers about one request, kept on the request object itself.
+
+    Not in ``flask.g``: ``g`` belongs to the application context, and an app context pushed
+    at import time (common with Flask-SQLAlchemy) is shared by every request its process
+    serves, so the first caller's identity would be reused for everyone after it.
+    """
+
+    #: the caller per scheme restriction (a route's ``authn=``), ``None`` when anonymous
+    identities: dict[frozenset[str] | None, Identity | None] = field(default_factory=dict)
+    #: dev mode: the decisions and refusals of this request, for the explain header
+    explain: list[str] = field(default_factory=list)
+    #: dev mode: a Casbin decision already explained the denial of this request
+    denial_explained: bool = False
+
+
+def request_memo() -> RequestMemo:
+    """This request's :class:`RequestMemo`, made on first use."""
+    current = cast(Any, request)._get_current_object()
+    memo = getattr(current, MEMO_ATTRIBUTE, None)
+    if not isinstance(memo, RequestMemo):
+        memo = RequestMemo()
+        setattr(current, MEMO_ATTRIBUTE, memo)
+    return memo
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,12 +201,12 @@ def current_state() -> AppState:
 def current_identity(
     state: AppState | None = None, schemes: frozenset[str] | None = None
 ) -> Identity | None:
-    """The caller, authenticating on first use in this request (memoised in ``g``).
+    """The caller, authenticating on first use in this request (see :class:`RequestMemo`).
 
     ``schemes`` restricts the schemes tried (a route's ``authn=``); each restriction is
     resolved once per request.
     """
-    memo: dict[frozenset[str] | None, Identity | None] = g.setdefault(_IDENTITY, {})
+    memo = request_memo().identities
     if schemes not in memo:
         identity = (state or current_state()).authenticate(request, schemes)
         memo[schemes] = identity
@@ -189,12 +217,27 @@ def current_identity(
 
 def explain_header(response: Any) -> Any:
     """Dev mode: the decisions of this request and their rules, in one response header."""
-    decisions = g.get(EXPLAIN_KEY)
+    memo = getattr(request, MEMO_ATTRIBUTE, None)
+    decisions = memo.explain if isinstance(memo, RequestMemo) else None
     if decisions:
         text = "; ".join(decisions)
         # Header values must be latin-1 and one line: escape anything else.
         response.headers[EXPLAIN_HEADER] = text.encode("unicode_escape").decode("ascii")[:2000]
     return response
+
+
+def explain_refusal(error: GuardHTTPError) -> None:
+    """Dev mode: every refusal carries its reason, not only the denials Casbin decided."""
+    memo = request_memo()
+    if not memo.denial_explained:
+        memo.explain.append(f"refused {error.status}: {error.log_message}")
+
+
+def _explain(caller: _Caller, allowed: bool, text: str) -> None:
+    if caller.explain:
+        memo = request_memo()
+        memo.explain.append(f"{'allow' if allowed else 'deny'} {text}")
+        memo.denial_explained = memo.denial_explained or not allowed
 
 
 def current_session() -> Any:
@@ -204,8 +247,9 @@ def current_session() -> Any:
 
 def known_login() -> str | None:
     """The login already authenticated in this request, if any (for audit records)."""
-    memo = g.get(_IDENTITY) or {}
-    return next((identity.login for identity in memo.values() if identity is not None), None)
+    memo = getattr(request, MEMO_ATTRIBUTE, None)
+    identities = memo.identities.values() if isinstance(memo, RequestMemo) else ()
+    return next((identity.login for identity in identities if identity is not None), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +258,7 @@ class _Caller:
 
     engine: PolicyEngine
     route: GuardedRoute
+    #: the Casbin subject: the login, after ``GUARD_USER_PREFIX``
     login: str
     #: the request's tenant (Casbin domain) for models with domains, else ``None``
     tenant: str | None
@@ -236,7 +281,11 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
             raise AuthenticationRequired(f"{route.endpoint}: no credentials")
         if declaration.uses_policy:
             tenant = _tenant(state, caller.engine, view_args, identity)
-            caller = _Caller(caller.engine, route, identity.login, tenant, explain)
+            # Decided exactly as Casbin would for this subject: a user the policy also uses
+            # as a role keeps his rights. Squatted role names are refused where accounts are
+            # made; GUARD_USER_PREFIX keeps users from elsewhere apart from roles.
+            subject = state.settings.user_prefix + identity.login
+            caller = _Caller(caller.engine, route, subject, tenant, explain)
             _check_route_level(caller)
     if route.plan.params:
         values, issues = bind(route.plan, view_args, request)
@@ -246,6 +295,8 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
         values = {}
     if not view_args.keys() <= route.plan.names and not route.plan.var_keyword:
         check_path_params(route.plan, route.endpoint, list(view_args))
+    if declaration.objects:
+        check_object_values(declaration, route.plan, values, view_args)
     for permission in declaration.objects:
         _check_object(state, caller, permission, values[permission.param])
     view = current_app.ensure_sync(route.view) if route.is_async else route.view
@@ -267,15 +318,14 @@ def _tenant(
 def _check_route_level(caller: _Caller) -> None:
     engine, route, login = caller.engine, caller.route, caller.login
     declaration = route.declaration
-    if login in engine.roles or login in declaration.roles:
-        # Casbin cannot tell user "admin" from role "admin": such a login gets no rights at all.
-        raise AccessDenied(f"{route.endpoint}: login {login!r} collides with a role name")
     if declaration.roles and engine.arities.get("g") not in (2, 3):
         raise ConfigurationError(
             f"endpoint {route.endpoint!r} declares roles but the Casbin model has no 'g' roles"
         )
     for role in declaration.roles:
-        if not engine.has_role(login, role, caller.tenant):
+        held = engine.has_role(login, role, caller.tenant)
+        _explain(caller, held, f"role {role} for {login!r}")
+        if not held:
             raise AccessDenied(f"{route.endpoint}: {login!r} lacks role {role!r}")
     if declaration.route:
         rule = request.url_rule.rule if request.url_rule else request.path
@@ -301,7 +351,13 @@ def _check_object(
 
 def _decide(caller: _Caller, obj: Any, act: str) -> None:
     engine, endpoint, login = caller.engine, caller.route.endpoint, caller.login
-    rvals = (login, obj, act) if caller.tenant is None else (login, caller.tenant, obj, act)
+    rvals: tuple[Any, ...] = (login, obj, act)
+    if caller.tenant is not None:
+        tokens = engine.request_tokens
+        # Where the model puts the domain ("r = sub, obj, dom, act" is one of Casbin's own
+        # examples); second when the model does not call it "dom".
+        at = tokens.index("dom") if "dom" in tokens and len(tokens) == 4 else 1
+        rvals = (*rvals[:at], caller.tenant, *rvals[at:])
     if len(engine.request_tokens) != len(rvals):
         raise ConfigurationError(
             f"endpoint {endpoint!r}: route and object permissions need a model whose request "
@@ -313,9 +369,7 @@ def _decide(caller: _Caller, obj: Any, act: str) -> None:
         # Logged once, by the error renderer; the message names the failure, not the policy.
         raise PolicyUnavailable(f"{endpoint}: {error}") from None
     because = f" (rule: {', '.join(rule)})" if rule else " (no rule matched)"
-    if caller.explain:
-        verdict = "allow" if allowed else "deny"
-        g.setdefault(EXPLAIN_KEY, []).append(f"{verdict} {act} {obj}{because}")
+    _explain(caller, allowed, f"{act} {obj}{because}")
     if not allowed:
         raise AccessDenied(f"{endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
 
@@ -341,6 +395,5 @@ def builtin_providers(guard: Any) -> dict[Any, Provider]:
 
 
 def current_sender() -> Flask:
-    """The app itself, not the ``current_app`` proxy: receivers connect by sender identity."""
-    # Flask types current_app as Flask, hiding the proxy's method: cast once, here.
+    """The app itself, not the ``current_app`` proxy (Flask's type hides): signals' sender."""
     return cast(Flask, cast(Any, current_app)._get_current_object())

@@ -170,7 +170,7 @@ class PolicyEngine:
         grouping = [row.values for row in self.rows if row.ptype == "g"]
         with paused_gc():
             check_role_depth(grouping)
-        #: names some ``g`` row grants: a login equal to one of them gets no Casbin rights
+        #: names some ``g`` row grants (account creation refuses them as logins)
         self.roles: frozenset[str] = frozenset(values[1] for values in grouping)
         self._members: frozenset[str] = frozenset(values[0] for values in grouping)
         matcher = model["m"]["m"].value
@@ -289,7 +289,11 @@ class PolicyEngine:
         :param domain: for models with ``g = _, _, _``: the domain of the links.
         """
         wanted = 2 if domain is None else 3
-        if self.arities.get("g") != wanted or user not in self._members or role not in self.roles:
+        if self.arities.get("g") != wanted:
+            return False
+        if user == role:
+            return True  # pycasbin's g(x, x), whatever the policy says about x
+        if user not in self._members or role not in self.roles:
             # Only names from the policy are looked up: answering an unknown login or role
             # must not store anything for it.
             return False
