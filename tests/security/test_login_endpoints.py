@@ -1,0 +1,45 @@
+"""The login endpoints under attack (issue 16, "Trust II"): every attack goes through HTTP.
+
+Each test attacks ``/auth/...`` the way a hostile client would (the Flask test client; real
+threads where concurrency matters) and states what must hold; docs/security.md, "Login endpoints
+under attack", lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from conftest import PASSWORDS
+from flask_casbin_guard import Flask
+from flask_casbin_guard.auth import auth_blueprint
+
+SECRET_KEY = "a-session-secret-of-more-than-32-characters"
+
+
+def make_app(guard_config: dict[str, Any], **extra: Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update(guard_config, SECRET_KEY=SECRET_KEY, GUARD_AUTH=["bearer", "session"])
+    app.config.update(extra)
+    app.register_blueprint(auth_blueprint(), url_prefix="/auth")
+    app.route("/me", methods=["GET", "POST"], authorize="AUTH", endpoint="me")(lambda: "me")
+    return app
+
+
+# --- a password that cannot be encoded ---------------------------------------------------------
+
+
+def test_an_unencodable_password_is_wrong_and_raises_no_alarm(
+    guard_config: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_app(guard_config, GUARD_AUTH=["bearer", "session", "param"]).test_client()
+    # json.dumps escapes the lone surrogate as "\ud800", as a hostile client would send it.
+    with caplog.at_level(logging.DEBUG):
+        for path in ("/auth/token", "/auth/login", "/me"):
+            for login in ("alice", "nobody"):
+                body = {"login": login, "password": "\ud800" + PASSWORDS["alice"]}
+                assert client.post(path, json=body).status_code == 401, path
+    alarms = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not alarms, [r.getMessage() for r in alarms]
