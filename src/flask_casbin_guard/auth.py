@@ -8,14 +8,15 @@ CSRF token; ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token. 
 trades a refresh token for a new pair (the old one is revoked), ``POST /revoke`` revokes a token.
 ``POST /register`` creates a user of the built-in store when ``GUARD_REGISTRATION`` is true (404
 otherwise), with ``GUARD_DEFAULT_ROLES``; it answers the same whether the login was free or not.
-Every password check is rate limited like the other password schemes.
+Every password check is rate limited like the other password schemes. Every answer carries
+``Cache-Control: no-store`` and ``Pragma: no-cache``: tokens and CSRF tokens must not be cached.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from flask import Request
+from flask import Request, Response
 from flask.sessions import SessionMixin
 from werkzeug.exceptions import NotFound
 
@@ -30,6 +31,7 @@ from .store.users import UserExists
 def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
     """The authentication endpoints (``GUARD_AUTH`` must enable ``session`` for cookies)."""
     bp = Blueprint(name, __name__)
+    bp.after_request(_never_stored)
 
     @bp.post("/login", authorize="OPEN")
     def login(
@@ -89,3 +91,11 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
 
 def _tokens(access: str, refresh: str) -> dict[str, Any]:
     return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer"}
+
+
+def _never_stored(response: Response) -> Response:
+    # Every answer here may carry a token, a CSRF token or a session cookie: no browser or proxy
+    # cache may keep one (Pragma for HTTP/1.0 caches).
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response

@@ -43,3 +43,25 @@ def test_an_unencodable_password_is_wrong_and_raises_no_alarm(
                 assert client.post(path, json=body).status_code == 401, path
     alarms = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not alarms, [r.getMessage() for r in alarms]
+
+
+# --- answers that carry credentials are never cached -------------------------------------------
+
+
+def test_answers_carrying_credentials_are_never_stored(guard_config: dict[str, Any]) -> None:
+    client = make_app(guard_config).test_client()
+    body = {"login": "alice", "password": PASSWORDS["alice"]}
+    tokens = client.post("/auth/token", json=body)
+    answers = {
+        "token": tokens,
+        "refresh": client.post(
+            "/auth/refresh", json={"refresh_token": tokens.json["refresh_token"]}
+        ),
+        "login": client.post("/auth/login", json=body),
+        "csrf": client.get("/auth/csrf"),
+        "refused": client.post("/auth/token", json={**body, "password": "wrong-wrong-wrong"}),
+    }
+    for name, response in answers.items():
+        assert response.status_code in (200, 401), name
+        assert response.headers.get("Cache-Control") == "no-store", name
+        assert response.headers.get("Pragma") == "no-cache", name
