@@ -2,7 +2,8 @@
 
     app.register_blueprint(auth_blueprint(), url_prefix="/auth")
 
-``POST /login`` (JSON or form: ``login``, ``password``) starts a cookie session and returns its
+``POST /login`` (JSON or form: ``login``, ``password``; credentials in the query string are a
+400 on every endpoint here) starts a cookie session and returns its
 CSRF token; ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token. For API clients,
 ``POST /token`` trades a login and password for an access and a refresh token, ``POST /refresh``
 trades a refresh token for a new pair (the old one is revoked), ``POST /revoke`` revokes a token.
@@ -41,6 +42,7 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
         user: Annotated[str, Param("login")],
         password: str,
     ) -> dict[str, Any]:
+        _from_the_body_only(request)
         identity = guard.check_password(user, password, request.remote_addr)
         return {"login": identity.login, "csrf_token": guard.start_session(session, identity.login)}
 
@@ -56,26 +58,30 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
     def token(
         guard: CasbinGuard, request: Request, user: Annotated[str, Param("login")], password: str
     ) -> dict[str, Any]:
+        _from_the_body_only(request)
         identity = guard.check_password(user, password, request.remote_addr)
         return _tokens(
             guard.create_token(identity.login), guard.create_refresh_token(identity.login)
         )
 
     @bp.post("/refresh", authorize="OPEN")
-    def refresh(guard: CasbinGuard, refresh_token: str) -> dict[str, Any]:
+    def refresh(guard: CasbinGuard, request: Request, refresh_token: str) -> dict[str, Any]:
+        _from_the_body_only(request)
         return _tokens(*guard.refresh(refresh_token))
 
     @bp.post("/revoke", authorize="OPEN")
-    def revoke(guard: CasbinGuard, token: str) -> dict[str, Any]:
+    def revoke(guard: CasbinGuard, request: Request, token: str) -> dict[str, Any]:
+        _from_the_body_only(request)
         guard.revoke_token(token)
         return {"revoked": True}
 
     @bp.post("/register", authorize="OPEN")
     def register(
-        guard: CasbinGuard, user: Annotated[str, Param("login")], password: str
+        guard: CasbinGuard, request: Request, user: Annotated[str, Param("login")], password: str
     ) -> tuple[dict[str, Any], int]:
         if not guard.registration_open:
             raise NotFound()
+        _from_the_body_only(request)
         try:
             guard.create_user(user, password)
         except UserExists:
@@ -87,6 +93,22 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
         return {"status": "accepted"}, 202
 
     return bp
+
+
+#: the fields these endpoints read, which must never come from the URL: access logs, proxies,
+#: browser histories and Referer headers keep URLs
+_BODY_ONLY = ("login", "password", "refresh_token", "token")
+
+
+def _from_the_body_only(request: Request) -> None:
+    """Refuse credentials in the query string, even beside a body holding them too.
+
+    Refused rather than ignored: a client sending them there must learn that it leaks them.
+    """
+    found = [name for name in _BODY_ONLY if name in request.args]
+    if found:
+        expected = "in the request body (JSON or form), never in the URL"
+        raise ParameterError([ParamIssue(name, "query", expected) for name in found])
 
 
 def _tokens(access: str, refresh: str) -> dict[str, Any]:

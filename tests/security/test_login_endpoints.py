@@ -65,3 +65,31 @@ def test_answers_carrying_credentials_are_never_stored(guard_config: dict[str, A
         assert response.status_code in (200, 401), name
         assert response.headers.get("Cache-Control") == "no-store", name
         assert response.headers.get("Pragma") == "no-cache", name
+
+
+# --- credentials in the URL --------------------------------------------------------------------
+
+
+def test_credentials_in_the_query_string_are_refused(guard_config: dict[str, Any]) -> None:
+    client = make_app(guard_config).test_client()
+    good = {"login": "alice", "password": PASSWORDS["alice"]}
+    refresh = client.post("/auth/token", json=good).json["refresh_token"]
+    attempts = [
+        ("/auth/token", good, None),  # everything in the URL
+        ("/auth/login", good, None),
+        ("/auth/token", {"password": good["password"]}, {"login": "alice"}),  # body + URL
+        ("/auth/login", {"password": good["password"]}, {"login": "alice"}),
+        ("/auth/token", {"password": "ignored"}, good),  # the URL's copy would be ignored
+        ("/auth/refresh", {"refresh_token": refresh}, None),
+        ("/auth/revoke", {"token": refresh}, None),
+    ]
+    for path, query, form in attempts:
+        response = client.post(path, query_string=query, data=form)
+        assert response.status_code == 400, (path, query)
+        assert response.json["error"] == "bad_request"
+        issues = {(d["param"], d["source"]) for d in response.json["details"]}
+        assert issues == {(name, "query") for name in query}, issues
+        assert refresh not in response.get_data(as_text=True)
+        assert "Set-Cookie" not in response.headers
+    # The refresh token refused above was neither used nor revoked: it still works from a body.
+    assert client.post("/auth/refresh", json={"refresh_token": refresh}).status_code == 200
