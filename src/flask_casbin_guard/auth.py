@@ -9,12 +9,16 @@ CSRF token; ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token. 
 trades a refresh token for a new pair (the old one is revoked), ``POST /revoke`` revokes a token.
 ``POST /register`` creates a user of the built-in store when ``GUARD_REGISTRATION`` is true (404
 otherwise), with ``GUARD_DEFAULT_ROLES``; it answers the same whether the login was free or not.
-Every password check is rate limited like the other password schemes. Every answer carries
-``Cache-Control: no-store`` and ``Pragma: no-cache``: tokens and CSRF tokens must not be cached.
+Without the ``session`` scheme, ``/login``, ``/logout`` and ``/csrf`` answer 404; a user store that
+cannot be read is a 503. Every password check is rate limited like the other password schemes.
+Every answer carries ``Cache-Control: no-store`` and ``Pragma: no-cache``: tokens and CSRF tokens
+must not be cached.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from flask import Request, Response
@@ -23,9 +27,10 @@ from werkzeug.exceptions import NotFound
 
 from .app import Blueprint
 from .authn.session import csrf_token
-from .errors import ParameterError, ParamIssue, PasswordPolicyError
+from .errors import ParameterError, ParamIssue, PasswordPolicyError, PolicyError, PolicyUnavailable
 from .extension import CasbinGuard
 from .params.markers import Param
+from .pipeline import current_state
 from .store.users import UserExists
 
 
@@ -33,6 +38,7 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
     """The authentication endpoints (``GUARD_AUTH`` must enable ``session`` for cookies)."""
     bp = Blueprint(name, __name__)
     bp.after_request(_never_stored)
+    bp.url_value_preprocessor(_sessions_enabled)
 
     @bp.post("/login", authorize="OPEN")
     def login(
@@ -43,7 +49,8 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
         password: str,
     ) -> dict[str, Any]:
         _from_the_body_only(request)
-        identity = guard.check_password(user, password, request.remote_addr)
+        with _store_needed():
+            identity = guard.check_password(user, password, request.remote_addr)
         return {"login": identity.login, "csrf_token": guard.start_session(session, identity.login)}
 
     @bp.post("/logout", authorize="AUTH", authn="session")
@@ -59,7 +66,8 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
         guard: CasbinGuard, request: Request, user: Annotated[str, Param("login")], password: str
     ) -> dict[str, Any]:
         _from_the_body_only(request)
-        identity = guard.check_password(user, password, request.remote_addr)
+        with _store_needed():
+            identity = guard.check_password(user, password, request.remote_addr)
         return _tokens(
             guard.create_token(identity.login), guard.create_refresh_token(identity.login)
         )
@@ -67,12 +75,14 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
     @bp.post("/refresh", authorize="OPEN")
     def refresh(guard: CasbinGuard, request: Request, refresh_token: str) -> dict[str, Any]:
         _from_the_body_only(request)
-        return _tokens(*guard.refresh(refresh_token))
+        with _store_needed():
+            return _tokens(*guard.refresh(refresh_token))
 
     @bp.post("/revoke", authorize="OPEN")
     def revoke(guard: CasbinGuard, request: Request, token: str) -> dict[str, Any]:
         _from_the_body_only(request)
-        guard.revoke_token(token)
+        with _store_needed():
+            guard.revoke_token(token)
         return {"revoked": True}
 
     @bp.post("/register", authorize="OPEN")
@@ -83,7 +93,8 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
             raise NotFound()
         _from_the_body_only(request)
         try:
-            guard.create_user(user, password)
+            with _store_needed():
+                guard.create_user(user, password)
         except UserExists:
             pass  # the same answer either way: registration must not reveal who exists
         except PasswordPolicyError as error:
@@ -113,6 +124,32 @@ def _from_the_body_only(request: Request) -> None:
 
 def _tokens(access: str, refresh: str) -> dict[str, Any]:
     return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer"}
+
+
+#: the endpoints that only make sense with the session scheme
+_SESSION_ENDPOINTS = frozenset({"login", "logout", "csrf"})
+
+
+def _sessions_enabled(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Without the ``session`` scheme (a bearer-only app, maybe without ``SECRET_KEY``) the
+    session endpoints could only fail: they answer 404, as if they were not registered.
+
+    A URL value preprocessor runs before every other hook, so the guard never gets to refuse
+    ``authn="session"`` on a route of an app that does not enable it (a configuration error).
+    """
+    if endpoint is None or endpoint.rpartition(".")[2] not in _SESSION_ENDPOINTS:
+        return
+    if "session" not in current_state().settings.auth:
+        raise NotFound()
+
+
+@contextmanager
+def _store_needed() -> Iterator[None]:
+    """A user store that cannot be read or written (a database outage) is a 503, never a 500."""
+    try:
+        yield
+    except PolicyError as error:
+        raise PolicyUnavailable(f"user store: {error}") from None
 
 
 def _never_stored(response: Response) -> Response:

@@ -8,6 +8,7 @@ under attack", lists them.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,3 +94,62 @@ def test_credentials_in_the_query_string_are_refused(guard_config: dict[str, Any
         assert "Set-Cookie" not in response.headers
     # The refresh token refused above was neither used nor revoked: it still works from a body.
     assert client.post("/auth/refresh", json={"refresh_token": refresh}).status_code == 200
+
+
+# --- the auth endpoints never answer 500 -------------------------------------------------------
+
+
+def store_app(guard_config: dict[str, Any], tmp_path: Path, **extra: Any) -> Flask:
+    """An app on the built-in user store (SQLite), with registration open and user erin."""
+    app = make_app(
+        guard_config,
+        GUARD_GET_USER_PASS=None,
+        GUARD_POLICY=f"sqlite:///{tmp_path / 'users.db'}",
+        GUARD_REGISTRATION=True,
+        GUARD_DEFAULT_ROLES=["employee"],
+        **extra,
+    )
+    with app.app_context():
+        app.guard.create_user("erin", STORE_PASSWORD)
+    return app
+
+
+STORE_PASSWORD = "a long enough password"
+
+
+def test_an_unreadable_user_store_is_a_503_on_every_auth_endpoint(
+    guard_config: dict[str, Any], tmp_path: Path
+) -> None:
+    app = store_app(guard_config, tmp_path)
+    client = app.test_client()
+    body = {"login": "erin", "password": STORE_PASSWORD}
+    tokens = client.post("/auth/token", json=body).json
+    with app.app_context(), app.guard.users.engine.begin() as connection:
+        # As good as the database gone, for the users and the revoked tokens alike.
+        connection.exec_driver_sql("DROP TABLE guard_users")
+        connection.exec_driver_sql("DROP TABLE guard_revoked_tokens")
+    answers = {
+        "token": client.post("/auth/token", json=body),
+        "login": client.post("/auth/login", json=body),
+        "register": client.post(
+            "/auth/register", json={"login": "fay", "password": STORE_PASSWORD}
+        ),
+        "revoke": client.post("/auth/revoke", json={"token": tokens["access_token"]}),
+        "refresh": client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+    }
+    for name, response in answers.items():
+        assert response.status_code == 503, (name, response.status_code)
+        assert response.json["error"] == "policy_unavailable"
+        text = response.get_data(as_text=True)
+        assert "guard_" not in text and "sqlite" not in text.lower(), name
+
+
+def test_session_endpoints_of_a_bearer_only_app_are_not_there(guard_config: dict[str, Any]) -> None:
+    app = make_app(guard_config, GUARD_AUTH=["bearer"], SECRET_KEY=None)
+    client = app.test_client()
+    body = {"login": "alice", "password": PASSWORDS["alice"]}
+    for method, path in (("POST", "/auth/login"), ("POST", "/auth/logout"), ("GET", "/auth/csrf")):
+        response = client.open(path, method=method, json=body)
+        assert response.status_code == 404, (path, response.status_code)
+        assert "Set-Cookie" not in response.headers
+    assert client.post("/auth/token", json=body).status_code == 200  # tokens still work
