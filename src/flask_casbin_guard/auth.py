@@ -2,15 +2,17 @@
 
     app.register_blueprint(auth_blueprint(), url_prefix="/auth")
 
-``POST /login`` (JSON or form: ``login``, ``password``; credentials in the query string are a
-400 on every endpoint here) starts a cookie session and returns its
-CSRF token; ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token. For API clients,
-``POST /token`` trades a login and password for an access and a refresh token, ``POST /refresh``
-trades a refresh token for a new pair (the old one is revoked), ``POST /revoke`` revokes a token.
+``POST /login`` (JSON or form: ``login``, ``password``) starts a cookie session and returns its
+CSRF token, unless the browser says a cross-site page sent it (``Sec-Fetch-Site``, ``Origin``:
+login CSRF, 403); ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token. For API
+clients, ``POST /token`` trades a login and password for an access and a refresh token,
+``POST /refresh`` trades a refresh token for a new pair (the old one is revoked), ``POST /revoke``
+revokes a token.
 ``POST /register`` creates a user of the built-in store when ``GUARD_REGISTRATION`` is true (404
 otherwise), with ``GUARD_DEFAULT_ROLES``; it answers the same whether the login was free or not.
 Without the ``session`` scheme, ``/login``, ``/logout`` and ``/csrf`` answer 404; a user store that
 cannot be read is a 503. Every password check is rate limited like the other password schemes.
+Credentials in the query string are a 400 on every endpoint here.
 Every answer carries ``Cache-Control: no-store`` and ``Pragma: no-cache``: tokens and CSRF tokens
 must not be cached.
 """
@@ -26,7 +28,7 @@ from flask.sessions import SessionMixin
 from werkzeug.exceptions import NotFound
 
 from .app import Blueprint
-from .authn.session import csrf_token
+from .authn.session import check_same_origin, csrf_token
 from .errors import ParameterError, ParamIssue, PasswordPolicyError, PolicyError, PolicyUnavailable
 from .extension import CasbinGuard
 from .params.markers import Param
@@ -49,6 +51,7 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
         password: str,
     ) -> dict[str, Any]:
         _from_the_body_only(request)
+        check_same_origin(request)  # before the password check: a refusal counts no failure
         with _store_needed():
             identity = guard.check_password(user, password, request.remote_addr)
         return {"login": identity.login, "csrf_token": guard.start_session(session, identity.login)}

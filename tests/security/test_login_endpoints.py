@@ -153,3 +153,48 @@ def test_session_endpoints_of_a_bearer_only_app_are_not_there(guard_config: dict
         assert response.status_code == 404, (path, response.status_code)
         assert "Set-Cookie" not in response.headers
     assert client.post("/auth/token", json=body).status_code == 200  # tokens still work
+
+
+# --- login CSRF --------------------------------------------------------------------------------
+
+CROSS_SITE = [
+    {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},  # a browser of today
+    {"Origin": "https://evil.example"},  # a browser without Fetch metadata
+    {"Origin": "null"},  # a sandboxed frame or a data: page
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Origin": "https://sub.localhost", "Sec-Fetch-Site": "same-site"},  # a sibling subdomain
+]
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_cross_site_login_starts_no_session(
+    guard_config: dict[str, Any], headers: dict[str, str], as_json: bool
+) -> None:
+    client = make_app(guard_config).test_client()
+    body = {"login": "alice", "password": PASSWORDS["alice"]}
+    # A hostile page's form (or, where CORS lets it, its fetch) posts the attacker's own login.
+    sent = {"json": body} if as_json else {"data": body}
+    response = client.post("/auth/login", headers=headers, **sent)
+    assert response.status_code == 403
+    assert response.json["error"] == "csrf_failed"
+    assert "Set-Cookie" not in response.headers
+    assert client.get("/me").status_code == 401  # the browser holds no session
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+        {"Origin": "http://localhost"},
+        {"Sec-Fetch-Site": "none"},  # typed in the address bar, a bookmark
+        {},  # not a browser (curl, scripts): no cookie for an attacker to plant
+    ],
+)
+def test_a_same_origin_login_starts_a_session(
+    guard_config: dict[str, Any], headers: dict[str, str]
+) -> None:
+    client = make_app(guard_config).test_client()
+    body = {"login": "alice", "password": PASSWORDS["alice"]}
+    assert client.post("/auth/login", headers=headers, data=body).status_code == 200
+    assert client.get("/me").status_code == 200
