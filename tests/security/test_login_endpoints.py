@@ -8,10 +8,13 @@ under attack", lists them.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from conftest import PASSWORDS
 from flask_casbin_guard import Flask
@@ -198,3 +201,99 @@ def test_a_same_origin_login_starts_a_session(
     body = {"login": "alice", "password": PASSWORDS["alice"]}
     assert client.post("/auth/login", headers=headers, data=body).status_code == 200
     assert client.get("/me").status_code == 200
+
+
+# --- failed-login limits that cannot be turned against users -----------------------------------
+
+
+def token_from(client: FlaskClient, address: str, login: str, password: str) -> TestResponse:
+    return client.post(
+        "/auth/token",
+        json={"login": login, "password": password},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_a_bearer_only_app_limits_password_checks_at_its_token_endpoint(
+    guard_config: dict[str, Any],
+) -> None:
+    app = make_app(guard_config, GUARD_AUTH=["bearer"], GUARD_AUTH_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    for _ in range(3):
+        assert token_from(client, "192.0.2.1", "alice", "wrong-wrong-wrong").status_code == 401
+    limited = token_from(client, "192.0.2.1", "alice", PASSWORDS["alice"])  # even the right one
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 61
+
+
+def test_failures_from_one_address_never_lock_the_owner_out_elsewhere(
+    guard_config: dict[str, Any],
+) -> None:
+    client = make_app(guard_config).test_client()  # the default limits
+    attacker, owner = "203.0.113.5", "198.51.100.7"
+    for _ in range(10):
+        assert token_from(client, attacker, "alice", "wrong-wrong-wrong").status_code == 401
+    assert token_from(client, attacker, "alice", PASSWORDS["alice"]).status_code == 429
+    assert token_from(client, owner, "alice", PASSWORDS["alice"]).status_code == 200
+    login = client.post(
+        "/auth/login",
+        json={"login": "alice", "password": PASSWORDS["alice"]},
+        environ_base={"REMOTE_ADDR": owner},
+    )
+    assert login.status_code == 200
+
+
+def test_the_per_login_ceiling_slows_guessers_but_never_blocks_the_owner(
+    guard_config: dict[str, Any],
+) -> None:
+    app = make_app(
+        guard_config,
+        GUARD_AUTH_LOGIN_CEILING="5 per hour",
+        GUARD_AUTH_SLOW_RATE_LIMIT="1 per minute",
+    )
+    client = app.test_client()
+    botnet = [f"203.0.113.{i}" for i in range(1, 6)]
+    for address in botnet:  # credential stuffing: one guess per address
+        assert token_from(client, address, "alice", "wrong-wrong-wrong").status_code == 401
+    # Past the ceiling, each address that failed waits a minute before its next guess...
+    slowed = token_from(client, botnet[0], "alice", "another-wrong-guess")
+    assert slowed.status_code == 429 and 1 <= int(slowed.headers["Retry-After"]) <= 61
+    # ...a new address gets one guess a minute...
+    assert token_from(client, "203.0.113.99", "alice", "wrong-wrong-wrong").status_code == 401
+    assert token_from(client, "203.0.113.99", "alice", "wrong-again-wrong").status_code == 429
+    # ...while alice, who has not failed, logs in at once, and bob is not slowed at all.
+    assert token_from(client, "198.51.100.7", "alice", PASSWORDS["alice"]).status_code == 200
+    assert token_from(client, botnet[0], "bob", PASSWORDS["bob"]).status_code == 200
+
+
+def test_concurrent_wrong_guesses_never_get_more_than_the_limit(
+    guard_config: dict[str, Any],
+) -> None:
+    limit, threads = 3, 12
+    app = make_app(guard_config, GUARD_AUTH_RATE_LIMIT=f"{limit} per minute")
+    start = threading.Barrier(threads)
+    statuses: list[int] = []
+
+    def guess(number: int) -> None:
+        client = app.test_client()
+        start.wait()
+        response = token_from(client, "192.0.2.44", "alice", f"wrong-guess-{number:04}")
+        statuses.append(response.status_code)
+
+    workers = [threading.Thread(target=guess, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(statuses) == [401] * limit + [429] * (threads - limit)
+
+
+def test_ipv6_clients_are_counted_per_slash_64(guard_config: dict[str, Any]) -> None:
+    client = make_app(guard_config, GUARD_AUTH_IP_RATE_LIMIT="3 per minute").test_client()
+    # One host with a /64 picks a fresh address (and login) for each guess.
+    for n, login in enumerate(("a-user", "b-user", "c-user"), start=1):
+        response = token_from(client, f"2001:db8:1:2::{n}", login, "wrong-wrong-wrong")
+        assert response.status_code == 401
+    same_64 = token_from(client, "2001:db8:1:2:ffff:ffff:ffff:fff0", "alice", PASSWORDS["alice"])
+    assert same_64.status_code == 429
+    other_64 = token_from(client, "2001:db8:1:3::1", "alice", PASSWORDS["alice"])
+    assert other_64.status_code == 200
