@@ -9,7 +9,8 @@ clients, ``POST /token`` trades a login and password for an access and a refresh
 ``POST /refresh`` trades a refresh token for a new pair (the old one is revoked), ``POST /revoke``
 revokes a token.
 ``POST /register`` creates a user of the built-in store when ``GUARD_REGISTRATION`` is true (404
-otherwise), with ``GUARD_DEFAULT_ROLES``; it answers the same whether the login was free or not.
+otherwise), with ``GUARD_DEFAULT_ROLES``; it answers the same, in the same time, whether the login
+was free, taken or a role name, and is limited per client (``GUARD_REGISTRATION_RATE_LIMIT``).
 Without the ``session`` scheme, ``/login``, ``/logout`` and ``/csrf`` answer 404; a user store that
 cannot be read is a 503. Every password check is rate limited like the other password schemes.
 Credentials in the query string are a 400 on every endpoint here.
@@ -19,6 +20,9 @@ must not be cached.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -28,9 +32,11 @@ from flask.sessions import SessionMixin
 from werkzeug.exceptions import NotFound
 
 from .app import Blueprint
+from .authn.passwords import check_password_policy
 from .authn.session import check_same_origin, csrf_token
 from .errors import ParameterError, ParamIssue, PasswordPolicyError, PolicyError, PolicyUnavailable
 from .extension import CasbinGuard
+from .identity import is_safe_login
 from .params.markers import Param
 from .pipeline import current_state
 from .store.users import UserExists
@@ -88,22 +94,37 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
             guard.revoke_token(token)
         return {"revoked": True}
 
+    pace = _SteadyPace()
+
     @bp.post("/register", authorize="OPEN")
     def register(
         guard: CasbinGuard, request: Request, user: Annotated[str, Param("login")], password: str
     ) -> tuple[dict[str, Any], int]:
+        started = time.perf_counter()
         if not guard.registration_open:
             raise NotFound()
         _from_the_body_only(request)
+        state = current_state()
+        if state.limiter is not None:
+            state.limiter.registration(request.remote_addr)
+        # Everything that can refuse the request is decided first, on the request alone: a weak
+        # password must be a 400 whether the login is free, taken or a role name.
+        settings = state.settings
+        if not is_safe_login(user):
+            raise ParameterError([ParamIssue("login", "json", "a printable login without commas")])
         try:
+            check_password_policy(password, settings.password_min_length, settings.password_check)
             with _store_needed():
                 guard.create_user(user, password)
-        except UserExists:
-            pass  # the same answer either way: registration must not reveal who exists
         except PasswordPolicyError as error:
             raise ParameterError([ParamIssue("password", "json", str(error))]) from None
-        except ValueError as error:
-            raise ParameterError([ParamIssue("login", "json", str(error))]) from None
+        except UserExists:
+            pass  # refused after the password was hashed, as for a creation
+        except ValueError:
+            # A role name, or any other refusal of this login: the answer must not say which,
+            # nor come sooner, so a hash costs here what it costs in a creation.
+            guard.hasher.hash(password)
+        pace.wait(started)
         return {"status": "accepted"}, 202
 
     return bp
@@ -153,6 +174,29 @@ def _store_needed() -> Iterator[None]:
         yield
     except PolicyError as error:
         raise PolicyUnavailable(f"user store: {error}") from None
+
+
+class _SteadyPace:
+    """Delays answers to the slowest of the recent ones, so their time tells nothing.
+
+    Creating a user (its roles written to the policy) takes longer than finding the login
+    taken: equal work covers the hash, this covers the rest.
+    """
+
+    #: answers remembered; the longest wait is bounded so a stalled database is soon forgotten
+    size, longest = 32, 2.0
+
+    def __init__(self) -> None:
+        self._recent: deque[float] = deque(maxlen=self.size)
+        self._lock = threading.Lock()
+
+    def wait(self, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        with self._lock:
+            self._recent.append(min(elapsed, self.longest))
+            target = max(self._recent)
+        if target > elapsed:
+            time.sleep(target - elapsed)
 
 
 def _never_stored(response: Response) -> Response:

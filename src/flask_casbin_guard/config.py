@@ -100,6 +100,8 @@ class GuardSettings:
     auth_login_ceiling: str = "100 per hour"
     #: failures allowed per login from one client once the login is past its ceiling
     auth_slow_rate_limit: str = "1 per minute"
+    #: ``POST /auth/register`` requests allowed per client, whatever their outcome
+    registration_rate_limit: str = "10 per hour"
     #: where failure counts live: ``memory://`` (per process) or ``redis://host:port/db``
     rate_limit_storage: str = "memory://"
     #: shortest password :meth:`CasbinGuard.hash_password` accepts
@@ -282,6 +284,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "auth_ip_rate_limit": _str,
     "auth_login_ceiling": _str,
     "auth_slow_rate_limit": _str,
+    "registration_rate_limit": _str,
     "rate_limit_storage": _opt_str,
     "password_min_length": _length,
     "password_check": _callable,

@@ -8,7 +8,9 @@ under attack", lists them.
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +299,56 @@ def test_ipv6_clients_are_counted_per_slash_64(guard_config: dict[str, Any]) -> 
     assert same_64.status_code == 429
     other_64 = token_from(client, "2001:db8:1:3::1", "alice", PASSWORDS["alice"])
     assert other_64.status_code == 200
+
+
+# --- registration reveals nothing --------------------------------------------------------------
+
+
+def register(client: FlaskClient, login: str, address: str = "192.0.2.10") -> TestResponse:
+    return client.post(
+        "/auth/register",
+        json={"login": login, "password": STORE_PASSWORD},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_registration_answers_alike_for_free_taken_and_role_name_logins(
+    guard_config: dict[str, Any], tmp_path: Path
+) -> None:
+    app = store_app(guard_config, tmp_path, GUARD_REGISTRATION_RATE_LIMIT="")
+    client = app.test_client()
+    kinds = {
+        "free": lambda n: f"new-user-{n}",
+        "taken": lambda n: "erin",
+        "role": lambda n: "employee",
+    }
+    register(client, "warm-up")  # the first request pays for imports and connections
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    bodies: set[tuple[int, bytes]] = set()
+    for n in range(7):
+        for kind, login in kinds.items():
+            started = time.perf_counter()
+            response = register(client, login(n))
+            times[kind].append(time.perf_counter() - started)
+            bodies.add((response.status_code, response.get_data()))
+    assert bodies == {(202, b'{"status":"accepted"}\n')}, bodies
+    medians = {kind: statistics.median(values) for kind, values in times.items()}
+    fastest, slowest = min(medians.values()), max(medians.values())
+    assert slowest - fastest < max(0.15 * fastest, 0.005), medians
+    with app.app_context():
+        assert app.guard.users.get("employee") is None  # a role name never becomes a user
+        assert app.guard.users.get("new-user-0") is not None
+
+
+def test_registration_is_rate_limited_per_address(
+    guard_config: dict[str, Any], tmp_path: Path
+) -> None:
+    app = store_app(guard_config, tmp_path, GUARD_REGISTRATION_RATE_LIMIT="3 per hour")
+    client = app.test_client()
+    for login in ("erin", "employee", "new-user"):  # taken, role name, free: all count
+        assert register(client, login).status_code == 202
+    limited = register(client, "another-user")
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 60
+    assert register(client, "another-user", address="198.51.100.20").status_code == 202
+    with app.app_context():
+        assert app.guard.users.get("another-user") is not None  # created once, from there

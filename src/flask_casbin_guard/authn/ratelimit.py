@@ -50,6 +50,7 @@ class FailureLimiter:
     :param storage: ``memory://`` (one process) or ``redis://host:port/db`` (shared).
     :param login_ceiling: failures of one login from every client past which it is slowed.
     :param slow: limits per login from one client once the login is past its ceiling.
+    :param registrations: limits on registrations per client, counted whatever their outcome.
     """
 
     def __init__(
@@ -60,12 +61,14 @@ class FailureLimiter:
         *,
         login_ceiling: str = "",
         slow: str = "",
+        registrations: str = "",
     ) -> None:
         try:
             self._pair = _parse(per_login)
             self._address = _parse(per_address)
             self._ceiling = _parse(login_ceiling)
             self._slow = _parse(slow)
+            self._registrations = _parse(registrations)
             found = storage_from_string(storage)
         except (ValueError, ConfigurationError) as error:
             raise ConfigurationError(f"invalid authentication rate limit: {error}") from None
@@ -129,6 +132,21 @@ class FailureLimiter:
         if isinstance(self._storage, MemoryStorage) and now - self._pruned >= self.prune_interval:
             self._pruned = now
             _prune(self._storage)
+
+    def registration(self, address: str | None) -> None:
+        """Count one registration request from ``address``.
+
+        Every request counts, not only failures: whether one "failed" (a login taken) is
+        exactly what the answer must not tell.
+
+        :raises TooManyAttempts: past the registration limits of this client.
+        """
+        key = ("register", client_of(address) or "-")
+        for limit in self._registrations:
+            if not self._window.hit(limit, *key):  # test and count in one atomic step
+                raise TooManyAttempts(
+                    "registration rate limit reached", retry_after=self._retry_after(limit, key)
+                )
 
     def _checks(self, login: str, address: str | None) -> list[_Check]:
         pair, client, login_key = _identifiers(login, address)

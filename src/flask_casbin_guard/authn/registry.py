@@ -94,6 +94,7 @@ def make_limiter(settings: GuardSettings) -> FailureLimiter:
         settings.rate_limit_storage,
         login_ceiling=settings.auth_login_ceiling,
         slow=settings.auth_slow_rate_limit,
+        registrations=settings.registration_rate_limit,
     )
 
 
