@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -168,11 +169,12 @@ def test_limiter_slows_a_login_past_its_ceiling_for_clients_that_fail() -> None:
 
 def test_limiter_counts_attempts_in_flight() -> None:
     limiter = FailureLimiter("2 per minute", "", "memory://")
+    limiter.in_flight_wait = 0.1
     first = limiter.attempt("alice", "10.0.0.1")
     second = limiter.attempt("alice", "10.0.0.1")
     with pytest.raises(TooManyAttempts) as info:
         limiter.attempt("alice", "10.0.0.1")  # two outcomes pending could both be failures
-    assert info.value.retry_after == 1
+    assert info.value.retry_after == 1  # after waiting in_flight_wait for them
     with first:
         pass  # a success frees its reservation and counts nothing
     with limiter.attempt("alice", "10.0.0.1") as third, second:
@@ -180,6 +182,15 @@ def test_limiter_counts_attempts_in_flight() -> None:
         third.failed()
     with pytest.raises(TooManyAttempts):
         limiter.check("alice", "10.0.0.1")
+
+
+def test_limiter_waits_for_attempts_in_flight_that_succeed() -> None:
+    limiter = FailureLimiter("1 per minute", "", "memory://")
+    pending = limiter.attempt("alice", "10.0.0.1")
+    threading.Timer(0.05, pending.__exit__, (None, None, None)).start()  # a success, soon
+    started = time.monotonic()
+    with limiter.attempt("alice", "10.0.0.1"):  # waited for it, not refused
+        assert 0.04 <= time.monotonic() - started < limiter.in_flight_wait
 
 
 @pytest.mark.parametrize(

@@ -289,6 +289,27 @@ def test_concurrent_wrong_guesses_never_get_more_than_the_limit(
     assert sorted(statuses) == [401] * limit + [429] * (threads - limit)
 
 
+def test_concurrent_right_passwords_past_the_limit_all_pass(guard_config: dict[str, Any]) -> None:
+    # Attempts in flight are counted, but successes count nothing: a client sending more
+    # requests at once than the limit (a page firing Basic-authenticated calls) waits, then passes.
+    limit, threads = 3, 12
+    app = make_app(guard_config, GUARD_AUTH_RATE_LIMIT=f"{limit} per minute")
+    start = threading.Barrier(threads)
+    statuses: list[int] = []
+
+    def log_in() -> None:
+        client = app.test_client()
+        start.wait()
+        statuses.append(token_from(client, "192.0.2.45", "alice", PASSWORDS["alice"]).status_code)
+
+    workers = [threading.Thread(target=log_in) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert statuses == [200] * threads
+
+
 def test_ipv6_clients_are_counted_per_slash_64(guard_config: dict[str, Any]) -> None:
     client = make_app(guard_config, GUARD_AUTH_IP_RATE_LIMIT="3 per minute").test_client()
     # One host with a /64 picks a fresh address (and login) for each guess.

@@ -85,15 +85,31 @@ class FailureLimiter:
     prune_interval = 60.0
     #: seconds an attempt in flight stays counted at most (a worker killed mid-check frees it)
     in_flight_expiry = 30
+    #: seconds an attempt waits for those in flight before it is refused, and between looks
+    in_flight_wait, in_flight_poll = 2.0, 0.02
 
     def attempt(self, login: str, address: str | None) -> Attempt:
         """Reserve one attempt for ``login`` from ``address``; use it as a context manager.
 
         Call :meth:`Attempt.failed` inside it when the credentials are wrong: leaving the block
-        then counts the failure, and in every case frees the reservation.
+        then counts the failure, and in every case frees the reservation. An attempt refused
+        only for the attempts in flight waits for their outcome (up to :attr:`in_flight_wait`):
+        a client sending many requests at once with the right password is not refused, since
+        successes count nothing.
 
         :raises TooManyAttempts: over a limit, failures and attempts in flight together.
         """
+        deadline = time.monotonic() + self.in_flight_wait
+        while True:
+            attempt = self._reserve(login, address)
+            if attempt is not None:
+                return attempt
+            if time.monotonic() >= deadline:
+                raise TooManyAttempts("authentication attempts in flight", retry_after=1)
+            time.sleep(self.in_flight_poll)
+
+    def _reserve(self, login: str, address: str | None) -> Attempt | None:
+        """The reserved attempt; ``None`` when only attempts in flight stand in the way."""
         held: list[_Key] = []
         try:
             for counted, tests in self._checks(login, address):
@@ -102,17 +118,23 @@ class FailureLimiter:
                 in_flight = self._in_flight(counted, +1)
                 held.append(counted)
                 for limit, key in tests:
-                    # in_flight counts this attempt and those not decided yet, here or elsewhere
-                    if not self._window.test(limit, *key, cost=max(1, in_flight)):
+                    if not self._window.test(limit, *key):
                         raise TooManyAttempts(
                             f"authentication rate limit reached for {key[0]}",
                             retry_after=self._retry_after(limit, key),
                         )
+                    # in_flight counts this attempt and those not decided yet, here or elsewhere
+                    if not self._window.test(limit, *key, cost=max(1, in_flight)):
+                        self._release(held)
+                        return None
         except BaseException:
-            for key in held:
-                self._in_flight(key, -1)
+            self._release(held)
             raise
         return Attempt(self, login, address, held)
+
+    def _release(self, held: list[_Key]) -> None:
+        while held:
+            self._in_flight(held.pop(), -1)
 
     def check(self, login: str, address: str | None) -> None:
         """Raise :class:`TooManyAttempts` when an attempt would be refused now (no reservation)."""
@@ -167,8 +189,6 @@ class FailureLimiter:
         return self._storage.incr(name, self.in_flight_expiry, change)
 
     def _retry_after(self, limit: RateLimitItem, key: _Key) -> int:
-        if self._window.test(limit, *key):
-            return 1  # refused for attempts in flight: their outcome is a moment away
         reset = self._window.get_window_stats(limit, *key).reset_time
         return max(1, int(reset - time.time()) + 1)
 
@@ -207,9 +227,7 @@ class Attempt:
                 # other, never neither.
                 self._limiter.failed(self._login, self._address)
         finally:
-            held, self._held = self._held, []
-            for key in held:
-                self._limiter._in_flight(key, -1)
+            self._limiter._release(self._held)
 
 
 def client_of(address: str | None) -> str | None:
