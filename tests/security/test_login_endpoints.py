@@ -373,3 +373,24 @@ def test_registration_is_rate_limited_per_address(
     assert register(client, "another-user", address="198.51.100.20").status_code == 202
     with app.app_context():
         assert app.guard.users.get("another-user") is not None  # created once, from there
+
+
+def test_registration_takes_credentials_from_the_body_only(
+    guard_config: dict[str, Any], tmp_path: Path
+) -> None:
+    app = store_app(guard_config, tmp_path)
+    client = app.test_client()
+    response = client.post(
+        "/auth/register", query_string={"password": STORE_PASSWORD}, json={"login": "gus"}
+    )
+    assert response.status_code == 400
+    assert response.json["details"] == [
+        {
+            "param": "password",
+            "source": "query",
+            "expected": "in the request body (JSON or form), never in the URL",
+            "received": None,
+        }
+    ]
+    with app.app_context():
+        assert app.guard.users.get("gus") is None
