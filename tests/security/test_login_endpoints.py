@@ -149,6 +149,19 @@ def test_an_unreadable_user_store_is_a_503_on_every_auth_endpoint(
         assert "guard_" not in text and "sqlite" not in text.lower(), name
 
 
+def test_an_unreachable_rate_limit_storage_is_a_503_not_a_pass(
+    guard_config: dict[str, Any], tmp_path: Path
+) -> None:
+    # Nothing listens on port 1: every Redis call is refused at once.
+    app = store_app(guard_config, tmp_path, GUARD_RATE_LIMIT_STORAGE="redis://127.0.0.1:1/0")
+    client = app.test_client()
+    body = {"login": "erin", "password": STORE_PASSWORD}
+    for path in ("/auth/token", "/auth/login", "/auth/register"):
+        response = client.post(path, json=body)
+        assert response.status_code == 503, (path, response.status_code)
+        assert "127.0.0.1" not in response.get_data(as_text=True)
+
+
 def test_session_endpoints_of_a_bearer_only_app_are_not_there(guard_config: dict[str, Any]) -> None:
     app = make_app(guard_config, GUARD_AUTH=["bearer"], SECRET_KEY=None)
     client = app.test_client()

@@ -22,16 +22,18 @@ guesses get no more verifications than the limit allows, in one process or many.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import time
+from collections.abc import Iterator
 from types import TracebackType
 
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from ..errors import ConfigurationError, TooManyAttempts
+from ..errors import ConfigurationError, PolicyUnavailable, TooManyAttempts
 
 #: identifiers in the storage: (kind, id)
 _Key = tuple[str, str]
@@ -101,7 +103,8 @@ class FailureLimiter:
         """
         deadline = time.monotonic() + self.in_flight_wait
         while True:
-            attempt = self._reserve(login, address)
+            with self.reachable():
+                attempt = self._reserve(login, address)
             if attempt is not None:
                 return attempt
             if time.monotonic() >= deadline:
@@ -147,9 +150,10 @@ class FailureLimiter:
         hits = [(self._pair, pair), (self._slow, _slow(pair)), (self._ceiling, login_key)]
         if client is not None:
             hits.append((self._address, client))
-        for limits, key in hits:
-            for limit in limits:
-                self._window.hit(limit, *key)
+        with self.reachable():
+            for limits, key in hits:
+                for limit in limits:
+                    self._window.hit(limit, *key)
         now = time.monotonic()
         if isinstance(self._storage, MemoryStorage) and now - self._pruned >= self.prune_interval:
             self._pruned = now
@@ -164,11 +168,24 @@ class FailureLimiter:
         :raises TooManyAttempts: past the registration limits of this client.
         """
         key = ("register", client_of(address) or "-")
-        for limit in self._registrations:
-            if not self._window.hit(limit, *key):  # test and count in one atomic step
-                raise TooManyAttempts(
-                    "registration rate limit reached", retry_after=self._retry_after(limit, key)
-                )
+        with self.reachable():
+            for limit in self._registrations:
+                if not self._window.hit(limit, *key):  # test and count in one atomic step
+                    raise TooManyAttempts(
+                        "registration rate limit reached", retry_after=self._retry_after(limit, key)
+                    )
+
+    @contextlib.contextmanager
+    def reachable(self) -> Iterator[None]:
+        """A storage that cannot be reached (Redis down) is a 503, never a 500 nor a pass.
+
+        Failing open would lift every limit while the storage is away: the one moment an
+        attacker can choose.
+        """
+        try:
+            yield
+        except self._storage.base_exceptions as error:
+            raise PolicyUnavailable(f"rate-limit storage: {type(error).__name__}") from None
 
     def _checks(self, login: str, address: str | None) -> list[_Check]:
         pair, client, login_key = _identifiers(login, address)
@@ -221,13 +238,14 @@ class Attempt:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        try:
-            if self._failed:
-                # Counted before the reservation is freed: a concurrent check sees one or the
-                # other, never neither.
-                self._limiter.failed(self._login, self._address)
-        finally:
-            self._limiter._release(self._held)
+        with self._limiter.reachable():
+            try:
+                if self._failed:
+                    # Counted before the reservation is freed: a concurrent check sees one or
+                    # the other, never neither.
+                    self._limiter.failed(self._login, self._address)
+            finally:
+                self._limiter._release(self._held)
 
 
 def client_of(address: str | None) -> str | None:
