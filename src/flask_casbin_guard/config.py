@@ -95,10 +95,16 @@ class GuardSettings:
     trusted_proxies: tuple[str, ...] = ()
     #: header a trusted proxy sets to the authenticated login
     remote_user_header: str = "X-Remote-User"
-    #: failed authentications allowed per login ("" for no limit)
+    #: failed authentications allowed per login from one client ("" for no limit)
     auth_rate_limit: str = "10 per minute; 100 per hour"
-    #: failed authentications allowed per client address ("" for no limit)
+    #: failed authentications allowed per client: IPv4 address, IPv6 /64 ("" for no limit)
     auth_ip_rate_limit: str = "60 per minute; 600 per hour"
+    #: failures of one login from all clients past which it is slowed ("" for no ceiling)
+    auth_login_ceiling: str = "100 per hour"
+    #: failures allowed per login from one client once the login is past its ceiling
+    auth_slow_rate_limit: str = "1 per minute"
+    #: ``POST /auth/register`` requests allowed per client, whatever their outcome
+    registration_rate_limit: str = "10 per hour"
     #: where failure counts live: ``memory://`` (per process) or ``redis://host:port/db``
     rate_limit_storage: str = "memory://"
     #: shortest password :meth:`CasbinGuard.hash_password` accepts
@@ -294,6 +300,9 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "remote_user_header": _opt_str,
     "auth_rate_limit": _str,
     "auth_ip_rate_limit": _str,
+    "auth_login_ceiling": _str,
+    "auth_slow_rate_limit": _str,
+    "registration_rate_limit": _str,
     "rate_limit_storage": _opt_str,
     "password_min_length": _length,
     "password_check": _callable,

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request
 from .authn.bearer import BearerScheme
 from .authn.chain import AuthChain
 from .authn.credentials import PasswordChecker
+from .authn.ratelimit import FailureLimiter
 from .authn.registry import PASSWORD_SCHEMES, build_schemes, make_limiter
 from .authn.revocation import (
     MemoryRevocations,
@@ -59,6 +60,8 @@ class AppState:
         #: revoked sessions and tokens, per-user stamps, disabled accounts
         self.revocations: Revocations = MemoryRevocations()
         self.password_checker: PasswordChecker | None = None
+        #: failed-login and registration counts (``GUARD_AUTH_*_RATE_LIMIT``...)
+        self.limiter: FailureLimiter | None = None
         #: dev mode: responses carry the deciding rules (``X-Guard-Explain``)
         self.explain = False
         #: the built-in user store (database policy stores only)
@@ -149,6 +152,7 @@ class AppState:
             self.password_checker = PasswordChecker(
                 self._get_user_pass, self.guard.hasher, limiter, self._store_rehash
             )
+            self.limiter = limiter
             self.explain = settings.mode == "dev"
             self._chain = AuthChain(schemes)
             self._bearer, self._holder, self._policies = bearer, holder, policies

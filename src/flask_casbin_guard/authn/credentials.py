@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from ..errors import AuthenticationFailed
@@ -34,15 +35,17 @@ class PasswordChecker:
         :raises TooManyAttempts: over a failure limit (before any password is checked).
         :raises AuthenticationFailed: the same error for an unknown login and a wrong password.
         """
-        if self._limiter is not None:
-            self._limiter.check(login, address)
-        stored = self._get_user_pass(login) if is_safe_login(login) else None
-        # Unknown and known logins take the same path (a dummy hash is verified for unknown
-        # ones) and raise the same error, so neither the body nor the timing tells them apart.
-        if not self._hasher.verify(password, stored):
-            if self._limiter is not None:
-                self._limiter.failed(login, address)
-            raise AuthenticationFailed(f"{scheme}: invalid login or password", login=login)
+        # The attempt is reserved before the password is checked and counted when it fails:
+        # concurrent guesses cannot all pass the check before the first failure is counted.
+        attempt = self._limiter.attempt(login, address) if self._limiter is not None else None
+        with attempt or contextlib.nullcontext():
+            stored = self._get_user_pass(login) if is_safe_login(login) else None
+            # Unknown and known logins take the same path (a dummy hash is verified for unknown
+            # ones) and raise the same error, so neither the body nor the timing tells them apart.
+            if not self._hasher.verify(password, stored):
+                if attempt is not None:
+                    attempt.failed()
+                raise AuthenticationFailed(f"{scheme}: invalid login or password", login=login)
         assert stored is not None  # noqa: S101 - verify() is False for None, for mypy only
         if self._rehash is not None and self._hasher.needs_rehash(stored):
             self._rehash(login, self._hasher.hash(password))

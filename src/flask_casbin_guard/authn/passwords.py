@@ -40,6 +40,8 @@ def check_password_policy(
         raise PasswordPolicyError(f"a password needs at least {min_length} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise PasswordPolicyError(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
+    if not _encodable(password):
+        raise PasswordPolicyError("a password must be valid Unicode text (no lone surrogates)")
     problem = extra(password) if extra is not None else None
     if problem:
         raise PasswordPolicyError(problem)
@@ -84,6 +86,10 @@ class PasswordHasher:
         return self._check(password, stored)
 
     def _check(self, password: str, stored: str) -> bool:
+        if not _encodable(password):
+            # A lone surrogate (JSON "\ud800") is nobody's password: a wrong one, decided
+            # before any hash is read, so it cannot pass for a corrupted stored hash below.
+            return False
         if stored.startswith(_BCRYPT_PREFIXES) and len(password.encode()) > _BCRYPT_MAX_BYTES:
             # bcrypt < 5 silently ignores bytes past 72: such a password was never fully
             # checked, whatever bcrypt version is installed, so it never matches.
@@ -109,3 +115,11 @@ class PasswordHasher:
                 if self._dummy is None:
                     self._dummy = self.hash("dummy password used to equalise timing")
         return self._dummy
+
+
+def _encodable(password: str) -> bool:
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -85,12 +85,16 @@ def build_schemes(
     return schemes
 
 
-def make_limiter(settings: GuardSettings) -> FailureLimiter | None:
-    """The failed-login limiter, when a password-accepting scheme is enabled."""
-    if not PASSWORD_SCHEMES.intersection(settings.auth):
-        return None
+def make_limiter(settings: GuardSettings) -> FailureLimiter:
+    """The failed-login limiter: built whatever ``GUARD_AUTH`` lists, since the login
+    endpoints check passwords in bearer-only apps too."""
     return FailureLimiter(
-        settings.auth_rate_limit, settings.auth_ip_rate_limit, settings.rate_limit_storage
+        settings.auth_rate_limit,
+        settings.auth_ip_rate_limit,
+        settings.rate_limit_storage,
+        login_ceiling=settings.auth_login_ceiling,
+        slow=settings.auth_slow_rate_limit,
+        registrations=settings.registration_rate_limit,
     )
 
 

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request
 
@@ -83,6 +84,29 @@ def end_session(session: Session) -> tuple[str, float] | None:
     if isinstance(data, dict) and _well_formed(data):
         return data["sid"], data["iat"]
     return None
+
+
+def check_same_origin(request: Request) -> None:
+    """Refuse a login a cross-site page made the browser send (login CSRF).
+
+    A session started by someone else's form would log the victim in as the attacker, whose
+    account then receives what the victim types. No CSRF token can exist before the login, so
+    the browser's own word decides, as Go's ``http.CrossOriginProtection`` does: the Fetch
+    metadata header ``Sec-Fetch-Site`` when sent (only ``same-origin`` and ``none``, a typed
+    URL, pass: ``same-site`` is a sibling subdomain, not this app), else ``Origin``, whose host
+    must be this request's. Requests with neither come from clients that are not browsers (or
+    from browsers older than 2020), for which no cookie could be planted.
+
+    :raises CsrfFailed: for a cross-origin login (403).
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        if site not in ("same-origin", "none"):
+            raise CsrfFailed(f"login: Sec-Fetch-Site is {site[:20]!r}")
+        return
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
+        raise CsrfFailed(f"login: cross-origin request from {origin[:100]!r}")
 
 
 def csrf_token(session: Session) -> str | None:
