@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .authn.passwords import PasswordHasher, check_password_policy
-from .authn.revocation import check_identity
+from .authn.revocation import check_account, family_key
 from .authn.session import Session, end_session, start_session
 from .config import GuardSettings
 from .errors import AuthenticationFailed, ConfigurationError, GuardError
@@ -66,20 +67,41 @@ class AccountsAPI:
     def refresh(self, refresh_token: str) -> tuple[str, str]:
         """A new ``(access token, refresh token)`` pair; the refresh token used is revoked.
 
-        Rotation makes a stolen refresh token good for one use at most.
+        Rotation makes a stolen refresh token good for one use at most: the token's id is
+        claimed atomically in the revocation store, so of two requests sending it at once,
+        one wins. Any later use of it (reuse of a rotated token, a race lost) revokes its whole
+        family: every token issued from it, both holders' (RFC 9700 §4.14.2).
 
         :raises AuthenticationFailed: for an invalid, expired, revoked or non-refresh token.
         """
         state = self._state()
         claims = state.bearer.decode(refresh_token, kind="refresh")
-        if not isinstance(claims.get("jti"), str):
+        jti = claims.get("jti")
+        if not isinstance(jti, str):
             # Rotation revokes the used token by its id: one without an id could be replayed.
             raise AuthenticationFailed("bearer: refresh token without jti")
+        # Refresh tokens issued before families existed start their own family at first use.
+        family = claims["fam"] if isinstance(claims.get("fam"), str) else jti
         identity = Identity(login=claims["sub"], scheme="bearer", claims=claims)
-        check_identity(identity, state.revocations)
-        state.revocations.revoke(claims["jti"], float(claims["exp"]))
+        revocations = state.revocations
+        if revocations.is_revoked(family_key(family)):
+            raise AuthenticationFailed("bearer: refresh token family revoked", login=identity.login)
+        if not revocations.claim(jti, float(claims["exp"])):
+            settings = state.settings
+            lifetime = max(settings.jwt_refresh_expires, settings.jwt_expires)
+            # Any token of the family lives at most a lifetime from now: none is issued later.
+            until = time.time() + (lifetime + settings.jwt_leeway).total_seconds()
+            revocations.revoke(family_key(family), until)
+            raise AuthenticationFailed(
+                "bearer: refresh token reused, its family is revoked", login=identity.login
+            )
+        check_account(identity, revocations)
         login = identity.login
-        return self.create_token(login), self.create_refresh_token(login)
+        bearer = state.bearer
+        return (
+            bearer.create_token(login, None, None, family=family),
+            bearer.create_token(login, None, None, kind="refresh", family=family),
+        )
 
     def revoke_token(self, token: str) -> None:
         """Revoke one access or refresh token (a logout for token clients)."""
@@ -112,7 +134,9 @@ class AccountsAPI:
     @property
     def users(self) -> UserStore:
         """The built-in user store (needs a database ``GUARD_POLICY``)."""
-        users = self._state().users
+        state = self._state()
+        state.prepare()  # subclass mode reads the configuration at first need
+        users = state.users
         if users is None:
             raise ConfigurationError("the built-in user store needs a database GUARD_POLICY")
         return users
@@ -155,13 +179,12 @@ class AccountsAPI:
         return self._state().settings.registration
 
     def _forget(self, login: str) -> None:
-        forget = getattr(self._state().revocations, "forget", None)
-        if forget is not None:
-            forget(login)
+        self._state().revocations.forget(login)
 
     def revoke_user(self, login: str) -> None:
-        """Invalidate every session and token ``login`` holds now (not later ones)."""
-        revoke = getattr(self._state().revocations, "revoke_user", None)
-        if revoke is None:
-            raise GuardError("this revocation store cannot revoke users")
-        revoke(login)
+        """Invalidate every session and token ``login`` holds now (not later ones).
+
+        Works for any login: users of the built-in store, of ``GUARD_GET_USER_PASS`` and of an
+        identity provider alike; the stamp is stored where revocations are (persistent).
+        """
+        self._state().revocations.revoke_user(login)

@@ -146,6 +146,12 @@ class PolicyManager:
             self.version = version
             return True
 
+    def store_changed(self) -> None:
+        """The store was written past this manager (an account deleted with its rules, in
+        one transaction with the user): load it here and announce it to other processes."""
+        if self.reload(force=True) and self.notify is not None and self.version is not None:
+            self.notify(self.version)
+
     # -- internals ----------------------------------------------------------------------------
     def _engine(self, rows: builtins.list[PolicyRow]) -> PolicyEngine:
         return PolicyEngine(
