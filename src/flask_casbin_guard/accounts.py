@@ -11,9 +11,9 @@ from .authn.passwords import PasswordHasher, check_password_policy
 from .authn.revocation import check_account, family_key
 from .authn.session import Session, end_session, start_session
 from .config import GuardSettings
-from .errors import AuthenticationFailed, ConfigurationError, GuardError
+from .errors import AuthenticationFailed, ConfigurationError, GuardError, LoginUnavailable
 from .identity import Identity, is_safe_login
-from .store.users import UserStore
+from .store.users import UserExists, UserStore
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -26,6 +26,10 @@ class AccountsAPI:
 
     def _state(self) -> AppState:
         raise NotImplementedError
+
+    def _declared_roles(self) -> frozenset[str]:
+        """Role names the app's route declarations require (the extension knows the app)."""
+        return frozenset()
 
     def hash_password(self, password: str) -> str:
         """An argon2id hash (OWASP parameters) for storing ``password``.
@@ -148,17 +152,51 @@ class AccountsAPI:
 
         :raises PasswordPolicyError: for a password the policy refuses.
         :raises UserExists: when the login is taken.
-        :raises ValueError: for an unusable login, or one equal to a role name.
+        :raises LoginUnavailable: (a ``ValueError``) for a login a rule or route already names
+            (see :meth:`check_new_login`).
+        :raises ValueError: for an unusable login.
         """
         state = self._state()
         if not is_safe_login(login):
             raise ValueError(f"unusable login {login!r}")
-        if login in state.holder.engine.roles:
-            raise ValueError(f"login {login!r} is a role name: it would get none of its rights")
         users = self.users
+        if users.get(login) is not None:
+            # Before the name check: an existing user's own rules name it, and registration
+            # must answer a taken login as it always did.
+            raise UserExists(login)
+        self.check_new_login(login)
         users.create(login, self.hash_password(password), active=active)
         for role in dict.fromkeys((*state.settings.default_roles, *roles)):
             state.policies.add_role(login, role)
+
+    def check_new_login(self, login: str) -> None:
+        """Refuse a login that Casbin would not see as a new, empty subject.
+
+        Casbin has no separate namespaces for users and roles: a user named like a role gets
+        that role's rights, and one named in rules written before the account (``flask guard
+        role add newhire admin``, rules a deleted namesake left) inherits them. Refused: any
+        value of a role row (``g``, ``g2``…), the subject of a permission row, and role names
+        that route declarations require. The account is refused rather than the rules removed:
+        they were written on purpose by someone, and the error names the rule to review.
+
+        :raises LoginUnavailable: with the rule that names the login, if one does.
+        """
+        policies = self._state().policies
+        policies.reload()  # the store's latest rules, not this process's last copy
+        row = policies.naming(login)
+        if row is not None:
+            rule = ", ".join((row.ptype, *row.values))
+            if row.values[0] != login:
+                reason = "it is a role name: the user would get the role's rights"
+            else:
+                reason = (
+                    "policy rules already name it: the new user would get grants made before "
+                    "the account existed, or a role's rights; remove them first, or choose "
+                    "another login"
+                )
+            raise LoginUnavailable(login, reason, rule)
+        if login in self._declared_roles():
+            raise LoginUnavailable(login, "routes declare it as a role name")
 
     def set_password(self, login: str, password: str) -> None:
         """Change a password: sessions and tokens issued before stop working."""

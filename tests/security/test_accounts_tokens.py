@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from conftest import PASSWORDS, POLICIES
-from flask_casbin_guard import ConfigurationError, CurrentUser, Flask
+from flask_casbin_guard import ConfigurationError, CurrentUser, Flask, LoginUnavailable
 from flask_casbin_guard.auth import auth_blueprint
 from flask_casbin_guard.errors import PolicyError
 from helpers import JWT_SECRET, basic, bearer
@@ -144,6 +144,22 @@ def test_deleting_a_user_is_one_transaction_with_its_rules(tmp_path: Path) -> No
     assert rows_naming(engine, "erin") == [("g", "erin", "employee")]
 
 
+def test_a_new_account_never_inherits_grants_that_predate_it(tmp_path: Path) -> None:
+    app = make_app(tmp_path, f"sqlite:///{tmp_path / 'guard.db'}", GUARD_REGISTRATION=True)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["guard", "role", "add", "newhire", "manager"]).exit_code == 0
+    client = app.test_client()
+    answer = client.post("/auth/register", json={"login": "newhire", "password": PASSWORD})
+    assert answer.status_code == 400
+    assert "policy rules already name it" in answer.json["details"][0]["expected"]
+    assert b"manager" not in answer.data  # the policy is not shown to anonymous clients
+    created = runner.invoke(
+        args=["guard", "user", "create", "newhire", "--password-stdin"], input=PASSWORD + "\n"
+    )
+    assert created.exit_code == 1 and "g, newhire, manager" in created.output
+    assert client.get("/store", headers=basic("newhire", PASSWORD)).status_code == 401
+
+
 def test_revoke_user_with_an_external_user_store(tmp_path: Path, password_hashes: Any) -> None:
     app = make_app(
         tmp_path, f"sqlite:///{tmp_path / 'guard.db'}", GUARD_GET_USER_PASS=password_hashes.get
@@ -180,6 +196,38 @@ def test_tokens_issued_before_a_password_change_or_a_disable_are_refused(
             app.guard.set_active("erin", True)
     assert client.get("/me", headers=bearer(pair["access_token"])).status_code == 401
     assert refresh(client, pair["refresh_token"]).status_code == 401
+
+
+# -- 2. logins named like roles ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("login", "why", "rule"),
+    [
+        ("employee", "role name", "g, manager, employee"),  # the role side of a g row
+        ("manager", "rules already name it", "g, manager, employee"),  # member-only role
+        ("auditor", "rules already name it", "p, auditor, /report, GET"),  # a p subject only
+        ("staff", "routes declare it", None),  # a role only a route declaration requires
+    ],
+)
+def test_a_login_named_like_a_role_is_refused_everywhere(
+    login: str, why: str, rule: str | None, tmp_path: Path
+) -> None:
+    app = make_app(tmp_path, f"sqlite:///{tmp_path / 'guard.db'}", GUARD_REGISTRATION=True)
+    client = app.test_client()
+    answer = client.post("/auth/register", json={"login": login, "password": PASSWORD})
+    assert answer.status_code == 400 and why in answer.json["details"][0]["expected"]
+    created = app.test_cli_runner().invoke(
+        args=["guard", "user", "create", login, "--password-stdin"], input=PASSWORD + "\n"
+    )
+    assert created.exit_code == 1 and why in created.output and (rule or why) in created.output
+    with app.app_context(), pytest.raises(LoginUnavailable, match=why) as refused:
+        app.guard.create_user(login, PASSWORD)
+    assert refused.value.rule == rule
+    assert client.get("/store", headers=basic(login, PASSWORD)).status_code == 401
+    with app.app_context():
+        app.guard.create_user("zoe", PASSWORD, roles=["employee"])  # an unclaimed login works
+    assert client.get("/store", headers=basic("zoe", PASSWORD)).status_code == 200
 
 
 # -- 5. refresh tokens work once --------------------------------------------------------------
