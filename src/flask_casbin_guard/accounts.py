@@ -160,12 +160,15 @@ class AccountsAPI:
         if not is_safe_login(login):
             raise ValueError(f"unusable login {login!r}")
         users = self.users
+        # Hashed first, as before: a taken login must cost the same time as a free one, or
+        # registration would tell who exists.
+        password_hash = self.hash_password(password)
         if users.get(login) is not None:
             # Before the name check: an existing user's own rules name it, and registration
             # must answer a taken login as it always did.
             raise UserExists(login)
         self.check_new_login(login)
-        users.create(login, self.hash_password(password), active=active)
+        users.create(login, password_hash, active=active)
         for role in dict.fromkeys((*state.settings.default_roles, *roles)):
             state.policies.add_role(login, role)
 
