@@ -386,6 +386,10 @@ def test_delete_takes_the_users_rules_and_stamps_its_login(
     store.revoke_login("carol", 123.0)
     store.revoke_login("carol", 100.0)  # never backwards
     assert store.account("carol") == (None, 123.0)
+    store.create("dave", HASH)
+    store.revoke_login("dave", time.time() + 5)
+    record = store.get("dave")
+    assert record is not None and store.account("dave") == (True, record.tokens_valid_after)
     assert store.account("a,b") == (None, None)
     with pytest.raises(ConfigurationError, match="share one engine"):
         UserStore(sa.create_engine("sqlite://", poolclass=sa.StaticPool), policy=policy_store)

@@ -336,8 +336,7 @@ class UserStore:
     # -- revoked tokens and stamps (see RevocationStore) -------------------------------------
 
     def revoke_jti(self, jti: str, expires_at: float) -> None:
-        """Remember that the token with this id is revoked until ``expires_at`` (epoch
-        seconds); revoking it again keeps the later expiry."""
+        """Revoke a token id until ``expires_at`` (epoch seconds), keeping a later expiry."""
         self.revocations.revoke_jti(jti, expires_at)
 
     def claim(self, jti: str, expires_at: float) -> bool:
@@ -345,17 +344,26 @@ class UserStore:
         return self.revocations.claim(jti, expires_at)
 
     def is_revoked(self, *jtis: str) -> bool:
-        """Whether a token with one of these ids was revoked."""
         return self.revocations.is_revoked(*jtis)
 
     def purge_expired(self, now: float | None = None) -> int:
-        """Forget revoked tokens that expired before ``now`` (default: the current time);
-        they are refused for their age anyway. Return how many were forgotten."""
+        """:meth:`RevocationStore.purge_expired <.revoked.RevocationStore.purge_expired>`."""
         return self.revocations.purge_expired(now)
 
     def revoke_login(self, login: str, at: float | None = None) -> None:
-        """Void the credentials ``login`` was issued so far, stored user or not."""
-        self.revocations.revoke_login(login, at)
+        """Void the credentials ``login`` was issued before ``at`` (default: now), stored user
+        or not; a stored user's ``tokens_valid_after`` moves too, so its record agrees."""
+        check_login(login)
+        when = time.time() if at is None else float(at)
+        users, stamps = self._users, self.revocations.stamps
+        moved = update(users).where(users.c.login == login)
+        moved = moved.values(tokens_valid_after=self._stamp_now(when))
+
+        def work(connection: Connection) -> None:
+            stamp_login(connection, stamps, login, when)
+            connection.execute(moved)
+
+        self._db.write("revoke a login", work)
 
     def account(self, login: str) -> tuple[bool | None, float | None]:
         """``(active, stamp)`` in one query: ``active`` is ``None`` for a login not stored;
@@ -376,9 +384,9 @@ class UserStore:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _stamp_now(self) -> Any:
-        """``tokens_valid_after`` moved to now, never backwards."""
-        now, stamp = time.time(), self._users.c.tokens_valid_after
+    def _stamp_now(self, now: float | None = None) -> Any:
+        """``tokens_valid_after`` moved to ``now`` (default: the time), never backwards."""
+        now, stamp = time.time() if now is None else now, self._users.c.tokens_valid_after
         return case((stamp < now, now), else_=stamp)
 
     def _update_user(self, login: str, action: str, values: dict[str, Any]) -> None:
