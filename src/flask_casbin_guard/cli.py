@@ -13,7 +13,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .authz.declarations import parse_declaration
-from .errors import GuardError
+from .errors import GuardError, LoginUnavailable
 from .pipeline import STATE_KEY, GuardedRoute, route_of
 
 if TYPE_CHECKING:
@@ -332,6 +332,10 @@ def _account(action: Callable[[Any], T]) -> T:
     """Run ``action(guard)``; its errors (bad input included) become a clean CLI error."""
     try:
         return action(_state().guard)
+    except LoginUnavailable as error:
+        # The administrator sees the rule to review; registration answers without it.
+        detail = f"{error} (rule: {error.rule})" if error.rule else str(error)
+        raise click.ClickException(detail) from None
     except (GuardError, ValueError) as error:
         raise click.ClickException(str(error)) from None
 

@@ -111,6 +111,9 @@ class GuardSettings:
     password_min_length: int = 12
     #: ``password -> error message or None``, e.g. a breached-password check
     password_check: Callable[[str], str | None] | None = None
+    #: where revocations live without a policy database: a SQLAlchemy URL, or a file path
+    #: relative to the instance folder (``None``: ``guard-revocations.db`` there)
+    revocation_store: str | None = None
 
     @classmethod
     def from_mapping(
@@ -306,4 +309,5 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "rate_limit_storage": _opt_str,
     "password_min_length": _length,
     "password_check": _callable,
+    "revocation_store": _opt_str,
 }

@@ -29,6 +29,21 @@ class PasswordPolicyError(GuardError, ValueError):
     """A new password does not meet the password policy (too short, refused by the app check)."""
 
 
+class LoginUnavailable(GuardError, ValueError):
+    """A new account's login is one Casbin could take for something else than a new user: a
+    role, or a subject that rules written before the account already name."""
+
+    def __init__(self, login: str, reason: str, rule: str | None = None) -> None:
+        # The message leaves the rule out: registration shows it to anonymous clients.
+        super().__init__(f"login {login[:40]!r} is not available: {reason}")
+        #: the login refused
+        self.login = login
+        #: why, in words
+        self.reason = reason
+        #: the policy rule that names the login (for administrators: CLI, logs), if one does
+        self.rule = rule
+
+
 class PolicyError(GuardError):
     """A Casbin model or policy could not be loaded, or a policy row is invalid."""
 

@@ -240,6 +240,14 @@ class CasbinGuard(AccountsAPI):
         self._state().reload_policy()
 
     # -- internals ------------------------------------------------------------------------
+    def _declared_roles(self) -> frozenset[str]:
+        if not has_app_context():
+            return frozenset()
+        state: AppState | None = current_app.extensions.get(STATE_KEY)
+        routes = [route_of(view) for view in current_app.view_functions.values()]
+        routes += list(state.defaults.values()) if state is not None else []
+        return frozenset(role for route in routes if route for role in route.declaration.roles)
+
     def _state(self) -> AppState:
         if has_app_context():
             state = current_app.extensions.get(STATE_KEY)

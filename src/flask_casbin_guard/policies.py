@@ -68,6 +68,15 @@ class PolicyManager:
                 frontier.extend(links.get(role, ()))
         return found
 
+    def naming(self, name: str) -> PolicyRow | None:
+        """The first rule that gives ``name`` a meaning for Casbin as a subject: any value of a
+        role row (``g``, ``g2``…: member, role, domain), or the subject (first value) of a
+        permission row. ``None`` when no rule names it."""
+        for row in self.holder.engine.rows:
+            if name in row.values if row.ptype.startswith("g") else row.values[0] == name:
+                return row
+        return None
+
     # -- changing -----------------------------------------------------------------------------
     def add(self, ptype: str, *values: str) -> bool:
         """Add one rule; ``False`` when it was already there."""
@@ -145,6 +154,12 @@ class PolicyManager:
             self.holder.swap(engine)
             self.version = version
             return True
+
+    def store_changed(self) -> None:
+        """The store was written past this manager (an account deleted with its rules, in
+        one transaction with the user): load it here and announce it to other processes."""
+        if self.reload(force=True) and self.notify is not None and self.version is not None:
+            self.notify(self.version)
 
     # -- internals ----------------------------------------------------------------------------
     def _engine(self, rows: builtins.list[PolicyRow]) -> PolicyEngine:

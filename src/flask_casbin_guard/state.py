@@ -33,6 +33,7 @@ from .loading import check_unsupported, load_policy
 from .pipeline import GuardedRoute, current_session
 from .policies import PolicyManager
 from .store.database import DatabaseStore
+from .store.revoked import open_local
 from .store.users import UserStore
 from .sync.base import Watcher, make_watcher
 from .types import PasswordGetter
@@ -114,8 +115,9 @@ class AppState:
             if isinstance(store, DatabaseStore):
                 # The built-in user store lives in the policy database: users, API keys,
                 # revocations are then shared by every process.
-                users = UserStore(store.engine)
+                users = UserStore(store.engine, policy=store)
                 revocations = StoreRevocations(users)
+                users.on_delete.append(_weak_listener(self))
                 # Without GUARD_WATCHER a database store is still polled: processes sharing it
                 # would otherwise never see each other's changes.
                 spec = settings.watcher or "poll"
@@ -130,6 +132,12 @@ class AppState:
             bearer = None
             if "bearer" in settings.auth or settings.jwt_secret or settings.jwt_public_key:
                 bearer = BearerScheme(settings, realm)
+            if users is None and (bearer is not None or "session" in settings.auth):
+                # Logouts, used refresh tokens and revoked users must survive a restart: kept
+                # in memory they would come back to life with the next deploy.
+                local = open_local(settings.revocation_store, self.instance_path)
+                weakref.finalize(self, local.close)
+                revocations = StoreRevocations(local)
             limiter = make_limiter(settings)
             if "session" in settings.auth:
                 self._configure_session(settings)
@@ -276,6 +284,11 @@ class AppState:
         if secure or (secure is None and self.config.get("PREFERRED_URL_SCHEME") == "https"):
             self.config["SESSION_COOKIE_SECURE"] = True
 
+    def account_deleted(self, login: str) -> None:
+        """The user store deleted ``login`` with its rules: forget its answers, load the rules."""
+        self.revocations.forget(login)
+        self.policies.store_changed()
+
     def _on_change(self, version: int | None) -> None:
         """Another process changed the policy: rebuild off to the side and swap."""
         policies = self.policies
@@ -309,6 +322,18 @@ class AppState:
     def reload_policy(self) -> None:
         """Re-read the policy from its store, then swap; on any error the current one stays."""
         self.policies.reload(force=True)
+
+
+def _weak_listener(state: AppState) -> Callable[[str], None]:
+    """``state.account_deleted`` through a weak reference, as :func:`_weak_callback`."""
+    ref = weakref.ref(state)
+
+    def deleted(login: str) -> None:
+        alive = ref()
+        if alive is not None:
+            alive.account_deleted(login)
+
+    return deleted
 
 
 def _weak_callback(state: AppState) -> Callable[[int | None], None]:

@@ -19,7 +19,7 @@ from ..identity import Identity, is_safe_login
 from .base import quote_realm
 
 #: Claims the guard sets itself; callers of ``create_token`` cannot override them.
-RESERVED_CLAIMS = frozenset({"sub", "exp", "iat", "nbf", "jti", "iss", "aud", "type"})
+RESERVED_CLAIMS = frozenset({"sub", "exp", "iat", "nbf", "jti", "iss", "aud", "type", "fam"})
 
 #: Longest token we try to decode: larger headers are refused before any parsing.
 MAX_TOKEN_LENGTH = 8192
@@ -106,8 +106,13 @@ class BearerScheme:
         expires: dt.timedelta | None = None,
         claims: Mapping[str, Any] | None = None,
         kind: str = "access",
+        family: str | None = None,
     ) -> str:
-        """A signed token of ``kind`` (``access`` or ``refresh``) for ``login``."""
+        """A signed token of ``kind`` (``access`` or ``refresh``) for ``login``.
+
+        :param family: the refresh token family the token belongs to (claim ``fam``); a new
+            refresh token without one starts its own family.
+        """
         if self._signing_key is None:
             raise ConfigurationError(
                 "GUARD_JWT_SECRET (the private key) is needed to create "
@@ -120,6 +125,7 @@ class BearerScheme:
         if clash:
             raise ConfigurationError(f"claims {sorted(clash)} are set by the guard itself")
         now = dt.datetime.now(dt.UTC)
+        jti = uuid.uuid4().hex
         payload: dict[str, Any] = {
             **extra,
             "sub": login,
@@ -128,9 +134,11 @@ class BearerScheme:
             "iat": now.timestamp(),
             "nbf": int(now.timestamp()),
             "exp": (now + (expires if expires is not None else self._lifetime(kind))).timestamp(),
-            "jti": uuid.uuid4().hex,
+            "jti": jti,
             "type": kind,
         }
+        if family is not None or kind == "refresh":
+            payload["fam"] = family or jti
         if self._issuer:
             payload["iss"] = self._issuer
         if self._audience:

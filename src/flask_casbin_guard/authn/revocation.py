@@ -3,6 +3,10 @@
 Self-contained credentials (JWTs, signed session cookies) stay valid until they expire unless
 the server keeps a list of the terminated ones and a per-user "issued before this is invalid"
 stamp (ASVS 5.0 7.4.1). A :class:`Revocations` answers both, and whether an account is active.
+
+Refresh tokens carry a family id (``fam``), shared by every token a refresh issues: using a
+refresh token a second time revokes the whole family (OAuth 2.0 Security BCP, RFC 9700 §4.14),
+since either the thief or the owner then holds tokens descended from a stolen one.
 """
 
 from __future__ import annotations
@@ -17,13 +21,35 @@ from ..identity import Identity
 
 log = logging.getLogger("flask_casbin_guard")
 
+#: seconds between two purges of expired revocations, per process
+PURGE_INTERVAL = 3600.0
+
+
+def family_key(family: str) -> str:
+    """The revocation id of a refresh token family (never a token's own ``jti``)."""
+    return f"family:{family}"
+
 
 class Revocations(Protocol):
     """Storage of revoked credential ids, per-user stamps and disabled accounts."""
 
-    def is_revoked(self, jti: str) -> bool: ...
+    def is_revoked(self, *jtis: str) -> bool:
+        """Whether any of these credential ids was revoked."""
+        ...
 
     def revoke(self, jti: str, expires_at: float) -> None: ...
+
+    def claim(self, jti: str, expires_at: float) -> bool:
+        """Revoke ``jti`` unless it already was: ``True`` for exactly one caller, atomically."""
+        ...
+
+    def revoke_user(self, login: str) -> None:
+        """Void every credential ``login`` holds now (not later ones)."""
+        ...
+
+    def forget(self, login: str | None = None) -> None:
+        """Drop remembered answers about ``login`` (or all) after a change made here."""
+        ...
 
     def valid_after(self, login: str) -> float | None:
         """Credentials issued before this epoch time are invalid (``None``: unknown user)."""
@@ -35,10 +61,10 @@ class Revocations(Protocol):
 
 
 class MemoryRevocations:
-    """Revocations kept in this process only: for one-process apps and tests.
-
-    Several processes must share a database (the built-in user store) instead, or a logout in
-    one worker would not be seen by the others.
+    """Revocations kept in this process only, for apps with neither sessions nor tokens
+    (nothing of theirs needs revoking) and for tests. The guard never uses it for an app that
+    has them: those keep revocations in a database, so they survive restarts and are shared by
+    every process.
     """
 
     def __init__(self) -> None:
@@ -46,16 +72,30 @@ class MemoryRevocations:
         self._stamps: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def is_revoked(self, jti: str) -> bool:
-        return jti in self._revoked
+    def is_revoked(self, *jtis: str) -> bool:
+        return any(jti in self._revoked for jti in jtis)
 
     def revoke(self, jti: str, expires_at: float) -> None:
         with self._lock:
-            now = time.time()
-            # Expired entries are useless: the credential is refused for its age anyway.
-            for old in [j for j, exp in self._revoked.items() if exp < now]:
-                del self._revoked[old]
+            self._purge()
+            self._revoked[jti] = max(expires_at, self._revoked.get(jti, expires_at))
+
+    def claim(self, jti: str, expires_at: float) -> bool:
+        with self._lock:
+            self._purge()
+            if jti in self._revoked:
+                return False
             self._revoked[jti] = expires_at
+            return True
+
+    def forget(self, login: str | None = None) -> None:
+        return None  # nothing is remembered apart from what is stored here
+
+    def _purge(self) -> None:
+        # Expired entries are useless: the credential is refused for its age anyway.
+        now = time.time()
+        for old in [j for j, exp in self._revoked.items() if exp < now]:
+            del self._revoked[old]
 
     def revoke_user(self, login: str) -> None:
         with self._lock:
@@ -75,13 +115,23 @@ def check_identity(identity: Identity, revocations: Revocations) -> Identity:
     disabled account. A token (it has ``exp``) without a numeric ``iat`` cannot show it was
     issued after a revocation stamp, so it is refused once the user has one.
     """
+    check_account(identity, revocations)
+    claims = identity.claims
+    ids = [claims.get("jti")]
+    if isinstance(claims.get("fam"), str):
+        ids.append(family_key(claims["fam"]))
+    wanted = [value for value in ids if isinstance(value, str)]
+    if wanted and revocations.is_revoked(*wanted):
+        raise AuthenticationFailed(f"{identity.scheme}: credential revoked", login=identity.login)
+    return identity
+
+
+def check_account(identity: Identity, revocations: Revocations) -> Identity:
+    """The account part of :func:`check_identity`: disabled accounts and per-user stamps."""
     login = identity.login
     if revocations.is_active(login) is False:
         raise AuthenticationFailed(f"{identity.scheme}: account disabled", login=login)
     claims = identity.claims
-    jti = claims.get("jti")
-    if isinstance(jti, str) and revocations.is_revoked(jti):
-        raise AuthenticationFailed(f"{identity.scheme}: credential revoked", login=login)
     issued = claims.get("iat")
     stamp = revocations.valid_after(login)
     is_token = "exp" in claims or issued is not None
@@ -91,7 +141,8 @@ def check_identity(identity: Identity, revocations: Revocations) -> Identity:
 
 
 class StoreRevocations:
-    """Revocations kept in the user store (a database shared by every process).
+    """Revocations kept in a database: the user store's, shared by every process, or the
+    app's own SQLite file when there is no policy database.
 
     Answers are remembered for ``ttl`` seconds per login, so an authenticated request does not
     cost three queries; a change made through this process clears them at once, and other
@@ -101,27 +152,52 @@ class StoreRevocations:
     policy keeps its last good version), logged once per outage; anything this process cannot
     know (a login never seen, a token's ``jti``) is :class:`PolicyUnavailable` (503), never an
     allow and never a 500.
+
+    :param store: a :class:`~flask_casbin_guard.store.users.UserStore`, or a
+        :class:`~flask_casbin_guard.store.revoked.RevocationStore` when there is no user store.
+    :param purge_every: seconds between two purges of expired revocations, done by a write.
     """
 
-    def __init__(self, store: Any, ttl: float = 1.0) -> None:
+    def __init__(self, store: Any, ttl: float = 1.0, purge_every: float = PURGE_INTERVAL) -> None:
         self._store = store
         self._ttl = ttl
+        self._purge_every = purge_every
+        self._purged_at: float | None = None
         self._users: dict[str, tuple[float, bool | None, float | None]] = {}
         self._lock = threading.Lock()
         self._down = False
 
-    def is_revoked(self, jti: str) -> bool:
+    def is_revoked(self, *jtis: str) -> bool:
         try:
-            return bool(self._store.is_revoked(jti))
+            return bool(self._store.is_revoked(*jtis))
         except GuardError as error:
             raise PolicyUnavailable(f"cannot check the token's revocation: {error}") from None
 
     def revoke(self, jti: str, expires_at: float) -> None:
         self._store.revoke_jti(jti, expires_at)
+        self._purge()
+
+    def claim(self, jti: str, expires_at: float) -> bool:
+        claimed = bool(self._store.claim(jti, expires_at))
+        self._purge()
+        return claimed
 
     def revoke_user(self, login: str) -> None:
-        self._store.revoke_tokens(login)
+        # A stamp of the login, not of a guard_users row: it works for users of an external
+        # store (GUARD_GET_USER_PASS) and an identity provider's logins too.
+        self._store.revoke_login(login)
         self.forget(login)
+
+    def _purge(self) -> None:
+        """Forget expired revocations, at most once per ``purge_every`` in this process."""
+        now = time.monotonic()
+        if self._purged_at is not None and now - self._purged_at < self._purge_every:
+            return
+        self._purged_at = now
+        try:
+            self._store.purge_expired()
+        except GuardError as error:  # the revocation itself is stored; a purge can wait
+            log.warning("cannot purge expired revocations: %s", error)
 
     def valid_after(self, login: str) -> float | None:
         return self._user(login)[2]
@@ -142,7 +218,7 @@ class StoreRevocations:
         found = self._users.get(login)
         if found is None or now - found[0] > self._ttl:
             try:
-                record = self._store.get(login)
+                active, stamp = self._store.account(login)
             except GuardError as error:
                 if found is None:
                     raise PolicyUnavailable(f"cannot check the account: {error}") from None
@@ -156,8 +232,6 @@ class StoreRevocations:
             if self._down:
                 self._down = False
                 log.info("user store reachable again")
-            active = None if record is None else bool(record.active)
-            stamp = None if record is None else float(record.tokens_valid_after)
             found = (now, active, stamp)
             with self._lock:
                 if len(self._users) > 10_000:  # unknown logins must not grow memory for ever

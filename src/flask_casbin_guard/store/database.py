@@ -10,9 +10,7 @@ Rows are validated before anything is sent to the database.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
@@ -30,6 +28,7 @@ from .schema import (
     check_engine,
     create_schema,
     delete_ids,
+    delete_subject,
     describe_error,
     find_rows,
     is_memory_sqlite,
@@ -44,20 +43,6 @@ from .schema import (
 )
 
 T = TypeVar("T")
-
-#: engines the stores opened themselves: a forked child must not use their pooled connections
-_OWN_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def _drop_inherited_connections() -> None:
-    # A pooled connection copied by fork is one socket shared by two processes, whose queries
-    # then interleave on it (gunicorn --preload forks workers from a master that loaded the
-    # policy). close=False: the parent keeps using them; the child opens its own.
-    for engine in list(_OWN_ENGINES):
-        engine.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_drop_inherited_connections)
 
 
 class DatabaseStore:
@@ -89,8 +74,6 @@ class DatabaseStore:
         if isinstance(database, str):
             self.engine, memory = open_engine(database)
             self._owns_engine = True
-            if not memory:  # in-memory SQLite is this process's own copy: nothing is shared
-                _OWN_ENGINES.add(self.engine)
         else:
             check_engine(database)
             self.engine, memory = database, is_memory_sqlite(database.url)
@@ -229,7 +212,9 @@ class DatabaseStore:
                     continue
                 found = find_rows(connection, self._rules, [old, new])
                 if old not in found:
-                    raise PolicyError(f"old row {number} is not stored: {_show(old)}")
+                    raise PolicyError(
+                        f"old row {number} is not stored: {', '.join((old.ptype, *old.values))}"
+                    )
                 first, *others = found[old]
                 if new in found:
                     others.append(first)
@@ -271,6 +256,15 @@ class DatabaseStore:
             return [stored_row(record) for record in records], bool(records)
 
         return self._write("remove rows", work)
+
+    def remove_subject(self, login: str, also: Callable[[Connection], T]) -> T:
+        """Delete the rows whose first value is ``login`` and run ``also``: one transaction."""
+
+        def work(connection: Connection) -> tuple[T, bool]:
+            delete_subject(connection, self._rules, login)
+            return also(connection), True  # committed even when no rule went: ``also`` wrote
+
+        return self._write("remove a subject", work)
 
     def replace_all(self, rows: Iterable[PolicyRow]) -> int:
         """Make ``rows`` the whole policy (``import --replace``); return how many are stored."""
@@ -388,7 +382,3 @@ class DatabaseStore:
             # One executemany: the drivers send it as batches, not a round trip per row.
             connection.execute(insert(self._rules), [as_record(row) for row in fresh])
         return fresh
-
-
-def _show(row: PolicyRow) -> str:
-    return ", ".join((row.ptype, *row.values))

@@ -6,7 +6,9 @@ The rule table is sqlalchemy-adapter's ``casbin_rule`` (``id``, ``ptype``, ``v0`
 
 from __future__ import annotations
 
+import os
 import re
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -80,6 +82,21 @@ def version_table(metadata: MetaData) -> Table:
     )
 
 
+#: engines open_engine made: a forked child must not use their pooled connections
+_OWN_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _drop_inherited_connections() -> None:
+    # A pooled connection copied by fork is one socket shared by two processes, whose queries
+    # then interleave on it (gunicorn --preload forks workers from a master that loaded the
+    # policy). close=False: the parent keeps using them; the child opens its own.
+    for engine in list(_OWN_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_drop_inherited_connections)
+
+
 def open_engine(url: str) -> tuple[Engine, bool]:
     """An engine for ``url`` and whether it is an in-memory SQLite database.
 
@@ -110,6 +127,8 @@ def open_engine(url: str) -> tuple[Engine, bool]:
         raise ConfigurationError(f"cannot use database URL {mask_url(parsed)!r}: {error}") from None
     if parsed.get_backend_name() == "sqlite" and not memory:
         event.listen(engine, "connect", _sqlite_wal)
+    if not memory:  # in-memory SQLite is this process's own copy: nothing is shared
+        _OWN_ENGINES.add(engine)
     return engine, memory
 
 
@@ -280,3 +299,10 @@ def delete_ids(connection: Connection, rules: Table, ids: Sequence[int]) -> None
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start : start + LOOKUP_CHUNK]
         connection.execute(delete(rules).where(rules.c.id.in_(chunk)))
+
+
+def delete_subject(connection: Connection, rules: Table, login: str) -> list[PolicyRow]:
+    """Delete the rows whose first value is ``login`` (a user's roles and permissions)."""
+    records = connection.execute(select_rows(rules).where(rules.c.v0 == login)).all()
+    delete_ids(connection, rules, [record.id for record in records])
+    return [stored_row(record) for record in records]
