@@ -12,6 +12,7 @@ from flask.sansio.blueprints import BlueprintSetupState
 
 from .errors import ConfigurationError
 from .extension import EXTENSION_KEY, CasbinGuard
+from .params.annotations import caller_namespace
 from .pipeline import guard_view, recheck_rule, route_of
 from .types import ViewFunc
 
@@ -73,7 +74,14 @@ class Flask(flask.Flask):
                     "and GUARD_DEFAULT_AUTHORIZE is not set"
                 )
         return guard_view(
-            view, authorize, endpoint, rule=rule, resolver=self.guard, strict=strict, authn=authn
+            view,
+            authorize,
+            endpoint,
+            rule=rule,
+            resolver=self.guard,
+            strict=strict,
+            authn=authn,
+            namespace=caller_namespace(),
         )
 
 
@@ -107,6 +115,8 @@ class Blueprint(flask.Blueprint):
         if "." in name:
             raise ValueError("'endpoint' may not contain a dot '.' character.")
         view = view_func
+        # Compiled at registration on an app, far from the factory that defined the view.
+        namespace = caller_namespace()
 
         def register(state: BlueprintSetupState) -> None:
             guard = state.app.extensions.get(EXTENSION_KEY)
@@ -125,6 +135,7 @@ class Blueprint(flask.Blueprint):
                 resolver=guard,
                 strict=strict,
                 authn=authn,
+                namespace=namespace,
             )
             if provide_automatic_options is not None:
                 options["provide_automatic_options"] = provide_automatic_options

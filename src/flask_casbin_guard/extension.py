@@ -22,6 +22,7 @@ from .errors import (
     GuardHTTPError,
     TooManyAttempts,
 )
+from .params.annotations import caller_namespace
 from .params.converters import Converter, text_converter
 from .params.plan import Provider
 from .pipeline import (
@@ -103,7 +104,13 @@ class CasbinGuard(AccountsAPI):
 
         def decorator(view: F) -> F:
             wrapped = guard_view(
-                view, spec, view.__name__, resolver=self, strict=strict, authn=authn
+                view,
+                spec,
+                view.__name__,
+                resolver=self,
+                strict=strict,
+                authn=authn,
+                namespace=caller_namespace(),
             )
             return cast(F, wrapped)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -76,8 +77,12 @@ def compile_route(
     resolver: Resolver | None = None,
     strict: bool = False,
     authn: Any = None,
+    namespace: Mapping[str, Any] | None = None,
 ) -> GuardedRoute:
-    """Check ``spec`` against ``view``'s signature (and the rule, when known)."""
+    """Check ``spec`` against ``view``'s signature (and the rule, when known).
+
+    :param namespace: names visible where the view was declared, for its annotations.
+    """
     declaration = parse_declaration(spec, endpoint)
     variables = rule_variables(rule) if rule is not None else None
     plan = compile_plan(
@@ -87,6 +92,7 @@ def compile_route(
         resolver=resolver,
         strict=strict,
         rule_converters=variables,
+        namespace=namespace,
     )
     bound = {s.name for s in plan.params if s.provider is None}
     for param in sorted(declaration.params - bound):
@@ -134,10 +140,18 @@ def guard_view(
     resolver: Resolver | None = None,
     strict: bool = False,
     authn: Any = None,
+    namespace: Mapping[str, Any] | None = None,
 ) -> ViewFunc:
     """Wrap ``view`` so every call goes through the guard."""
     route = compile_route(
-        view, spec, endpoint, rule=rule, resolver=resolver, strict=strict, authn=authn
+        view,
+        spec,
+        endpoint,
+        rule=rule,
+        resolver=resolver,
+        strict=strict,
+        authn=authn,
+        namespace=namespace,
     )
 
     def guarded(**view_args: Any) -> Any:
