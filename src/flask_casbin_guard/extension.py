@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import logging
 import weakref
 from collections.abc import Callable
@@ -166,10 +168,14 @@ class CasbinGuard(AccountsAPI):
         return func
 
     def object_loader(self, kind: str) -> Callable[[ObjectLoader], ObjectLoader]:
-        """Decorator registering the loader of objects of type ``kind`` (``None`` gives 404)."""
+        """Decorator registering the loader of objects of type ``kind`` (``None`` gives 404).
+
+        An ``async def`` loader is awaited as Flask awaits async views (``app.ensure_sync``;
+        install the ``async`` extra).
+        """
 
         def decorator(func: ObjectLoader) -> ObjectLoader:
-            self.object_loaders[kind] = func
+            self.object_loaders[kind] = _awaited(func, kind)
             return func
 
         return decorator
@@ -262,6 +268,24 @@ class CasbinGuard(AccountsAPI):
         response.headers["Cache-Control"] = "no-store"
         _audit(error)
         return response
+
+
+def _awaited(loader: ObjectLoader, kind: str) -> ObjectLoader:
+    """A loader the pipeline can call: an ``async def`` one runs through the app's ensure_sync.
+
+    Otherwise its coroutine object, never awaited, would be taken for the loaded object.
+    """
+    if not inspect.iscoroutinefunction(loader):
+        return loader
+    if importlib.util.find_spec("asgiref") is None:
+        raise ConfigurationError(
+            f"object loader {kind!r} is async: install flask-casbin-guard[async]"
+        )
+
+    def load(value: Any) -> Any:
+        return current_app.ensure_sync(loader)(value)
+
+    return load
 
 
 def _clip(value: str | None, limit: int = 256) -> str | None:
