@@ -16,6 +16,7 @@ from . import signals
 from .accounts import AccountsAPI
 from .authn.base import Scheme
 from .authn.passwords import PasswordHasher
+from .classviews import authorized, compile_endpoint
 from .errors import (
     AccessDenied,
     AuthenticationFailed,
@@ -30,13 +31,10 @@ from .params.plan import Provider
 from .pipeline import (
     STATE_KEY,
     builtin_providers,
-    compile_route,
     current_identity,
     explain_header,
-    guard_view,
     known_login,
     route_of,
-    run,
 )
 from .policies import PolicyManager
 from .render import Renderer, render_html, render_json
@@ -100,19 +98,16 @@ class CasbinGuard(AccountsAPI):
     def authorize(self, spec: Any, *, authn: Any = None, strict: bool = False) -> Callable[[F], F]:
         """Decorator declaring what a view requires (place it below ``@app.route``).
 
+        Also on the methods of a class-based view (each method its own declaration), in its
+        ``decorators`` list or around ``as_view(...)`` (the whole class).
+
         :param authn: the only schemes this route accepts (a name or a list of names).
         :param strict: answer 400 for query, form or JSON keys the view does not take.
         """
 
         def decorator(view: F) -> F:
-            wrapped = guard_view(
-                view,
-                spec,
-                view.__name__,
-                resolver=self,
-                strict=strict,
-                authn=authn,
-                namespace=caller_namespace(),
+            wrapped = authorized(
+                view, spec, resolver=self, authn=authn, strict=strict, namespace=caller_namespace()
             )
             return cast(F, wrapped)
 
@@ -339,7 +334,11 @@ def _audit(error: GuardHTTPError) -> None:
 
 
 def _refuse_uncovered() -> Any:
-    """Deny endpoints no declaration covers (apart from ``static`` when it is open)."""
+    """Deny endpoints no declaration covers (apart from ``static`` when it is open).
+
+    Views registered without the guard's wrapper (plain routes under ``GUARD_DEFAULT_AUTHORIZE``,
+    class-based views) are compiled once and run from here, so they never run unchecked.
+    """
     endpoint = request.endpoint
     if endpoint is None:
         return None  # routing failed: Flask answers 404/405 itself
@@ -351,19 +350,20 @@ def _refuse_uncovered() -> Any:
     settings = state.settings
     if _is_static(endpoint) and settings.open_static:
         return None
-    if settings.default_authorize is None or view is None:
+    if view is None:
+        raise AccessDenied(f"endpoint {endpoint!r} has no view function")
+    if endpoint not in state.late_routes:
+        rule = request.url_rule.rule if request.url_rule else None
+        state.late_routes[endpoint] = compile_endpoint(
+            view, endpoint, rule, resolver=state.guard, default=settings.default_authorize
+        )
+    guarded = state.late_routes[endpoint]
+    if guarded is None:
         raise AccessDenied(f"endpoint {endpoint!r} is not covered by any declaration")
     automatic_options = getattr(request.url_rule, "provide_automatic_options", False)
     if request.method == "OPTIONS" and automatic_options:
         return None  # Flask answers with the Allow header alone; the view never runs
-    route = state.defaults.get(endpoint)
-    if route is None:
-        rule = request.url_rule.rule if request.url_rule else None
-        route = compile_route(
-            view, settings.default_authorize, endpoint, rule=rule, resolver=state.guard
-        )
-        state.defaults[endpoint] = route
-    result = run(route, dict(request.view_args or {}))
+    result = guarded(**(request.view_args or {}))
     if result is None:
         # Returning None from a before_request hook would make Flask call the view again.
         raise TypeError(f"the view of endpoint {endpoint!r} returned None")

@@ -58,6 +58,8 @@ class GuardedRoute:
     is_async: bool
     #: the only schemes this route accepts (``authn=``), or ``None`` for all enabled ones
     authn: frozenset[str] | None = None
+    #: a class-based view: the route of each HTTP method (``"*"``: every method)
+    methods: Mapping[str, GuardedRoute] | None = None
 
 
 def rule_variables(rule: str) -> dict[str, str]:
@@ -78,10 +80,12 @@ def compile_route(
     strict: bool = False,
     authn: Any = None,
     namespace: Mapping[str, Any] | None = None,
+    method: bool = False,
 ) -> GuardedRoute:
     """Check ``spec`` against ``view``'s signature (and the rule, when known).
 
     :param namespace: names visible where the view was declared, for its annotations.
+    :param method: ``view`` is a class-based view's method (its ``self`` is not bound).
     """
     declaration = parse_declaration(spec, endpoint)
     variables = rule_variables(rule) if rule is not None else None
@@ -93,6 +97,7 @@ def compile_route(
         strict=strict,
         rule_converters=variables,
         namespace=namespace,
+        method=method,
     )
     bound = {s.name for s in plan.params if s.provider is None}
     for param in sorted(declaration.params - bound):
@@ -162,6 +167,28 @@ def guard_view(
     return guarded
 
 
+def guard_class_view(view: ViewFunc, route: GuardedRoute) -> ViewFunc:
+    """Wrap a class-based view: each request runs the route of its HTTP method.
+
+    Flask's own dispatch then calls the method, so ``init_every_request``, ``decorators`` and
+    async methods behave as without the guard. A method no declaration covers is refused.
+    """
+    methods = route.methods or {}
+
+    def guarded(**view_args: Any) -> Any:
+        method = request.method
+        found = methods.get(method) or methods.get("*")
+        if found is None and method == "HEAD":
+            found = methods.get("GET")  # as MethodView answers HEAD with get()
+        if found is None:
+            raise AccessDenied(f"{route.endpoint}: no declaration covers method {method}")
+        return run(found, view_args)
+
+    functools.update_wrapper(guarded, view)
+    guarded.__dict__["__guard_route__"] = route
+    return guarded
+
+
 def route_of(view: Any) -> GuardedRoute | None:
     """The guard's plan for a registered view function, if it has one."""
     return getattr(view, "__guard_route__", None)
@@ -171,7 +198,9 @@ def recheck_rule(view: ViewFunc, rule: str) -> None:
     """A view guarded before its final rule was known (blueprint prefixes) meets it now."""
     route = route_of(view)
     if route is not None:
-        check_path_params(route.plan, route.endpoint, list(rule_variables(rule)))
+        variables = list(rule_variables(rule))
+        for each in (route.methods or {}).values() or (route,):
+            check_path_params(each.plan, each.endpoint, variables)
 
 
 def current_state() -> AppState:

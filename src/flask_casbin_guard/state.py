@@ -29,12 +29,12 @@ from .config import GuardSettings
 from .errors import ConfigurationError, GuardError, PolicyError
 from .identity import Identity
 from .loading import check_unsupported, load_policy
-from .pipeline import GuardedRoute, current_session
+from .pipeline import current_session
 from .policies import PolicyManager
 from .store.database import DatabaseStore
 from .store.users import UserStore
 from .sync.base import Watcher, make_watcher
-from .types import PasswordGetter
+from .types import PasswordGetter, ViewFunc
 
 if TYPE_CHECKING:
     from .extension import CasbinGuard
@@ -72,8 +72,8 @@ class AppState:
         self._bearer: BearerScheme | None = None
         self._ready = False
         self._lock = threading.RLock()
-        #: compiled default declarations of endpoints registered without one
-        self.defaults: dict[str, GuardedRoute] = {}
+        #: guarded forms of views registered without the guard's wrapper (``None``: uncovered)
+        self.late_routes: dict[str, ViewFunc | None] = {}
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
