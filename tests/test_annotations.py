@@ -98,3 +98,21 @@ def test_unresolvable_parameter_type_fails_at_registration_naming_view_and_annot
 
     message = str(caught.value)
     assert "'items'" in message and "'item'" in message and "TypingOnly" in message
+
+
+def test_unresolvable_type_under_default_declaration_stops_the_app_before_any_view(
+    config: dict[str, Any],
+) -> None:
+    """Extension style, no declaration: found by guard.validate(), never a 500 for one route."""
+    app = flask.Flask(__name__)
+    app.config.update(config, GUARD_DEFAULT_AUTHORIZE="AUTH")
+    guard = CasbinGuard(app)
+
+    @app.get("/items")
+    def items(item: TypingOnly) -> Response:
+        return flask.jsonify()
+
+    with pytest.raises(ConfigurationError) as caught:
+        guard.validate(app)
+    message = str(caught.value)
+    assert "'items'" in message and "'item'" in message and "TypingOnly" in message

@@ -27,6 +27,7 @@ LAYERS = {
     "render": 4,
     "policies": 5,
     "classviews": 5,
+    "validation": 5,
     "cli": 6,
     "state": 6,
     "accounts": 6,

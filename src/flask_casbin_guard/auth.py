@@ -3,7 +3,8 @@
     app.register_blueprint(auth_blueprint(), url_prefix="/auth")
 
 ``POST /login`` (JSON or form: ``login``, ``password``) starts a cookie session and returns its
-CSRF token; ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token. For API clients,
+CSRF token; ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token (these two exist
+only when ``GUARD_AUTH`` enables ``session``). For API clients,
 ``POST /token`` trades a login and password for an access and a refresh token, ``POST /refresh``
 trades a refresh token for a new pair (the old one is revoked), ``POST /revoke`` revokes a token.
 ``POST /register`` creates a user of the built-in store when ``GUARD_REGISTRATION`` is true (404
@@ -13,18 +14,24 @@ Every password check is rate limited like the other password schemes.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from flask import Request
+from flask.sansio.blueprints import BlueprintSetupState
 from flask.sessions import SessionMixin
 from werkzeug.exceptions import NotFound
 
 from .app import Blueprint
 from .authn.session import csrf_token
+from .config import GuardSettings
 from .errors import ParameterError, ParamIssue, PasswordPolicyError
-from .extension import CasbinGuard
+from .extension import EXTENSION_KEY, CasbinGuard
 from .params.markers import Param
 from .store.users import UserExists
+
+#: GUARD_AUTH when unset
+_DEFAULT_AUTH = next(f.default for f in dataclasses.fields(GuardSettings) if f.name == "auth")
 
 
 def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
@@ -49,6 +56,8 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
     @bp.get("/csrf", authorize="AUTH", authn="session")
     def csrf(session: SessionMixin) -> dict[str, Any]:
         return {"csrf_token": csrf_token(session)}
+
+    _only_with_session(bp, 2)
 
     @bp.post("/token", authorize="OPEN")
     def token(
@@ -85,6 +94,24 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
         return {"status": "accepted"}, 202
 
     return bp
+
+
+def _only_with_session(bp: Blueprint, count: int) -> None:
+    """The last ``count`` routes of ``bp`` exist only on apps whose GUARD_AUTH enables
+    ``session``: elsewhere their ``authn="session"`` could never be met, and the guard refuses
+    to serve an app with such a route."""
+    recorded = bp.deferred_functions[-count:]
+    del bp.deferred_functions[-count:]
+
+    def register(state: BlueprintSetupState) -> None:
+        guard = state.app.extensions.get(EXTENSION_KEY)
+        options = guard.options if isinstance(guard, CasbinGuard) else {}
+        auth = options.get("auth", state.app.config.get("GUARD_AUTH", _DEFAULT_AUTH))
+        if "session" in ([auth] if isinstance(auth, str) else auth):
+            for function in recorded:
+                function(state)
+
+    bp.record(register)
 
 
 def _tokens(access: str, refresh: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from .errors import (
     ConfigurationError,
     GuardError,
     GuardHTTPError,
+    PolicyError,
     TooManyAttempts,
 )
 from .params.annotations import caller_namespace
@@ -230,6 +231,21 @@ class CasbinGuard(AccountsAPI):
         for state in list(self._states.values()):
             state.functions_changed()
 
+    def validate(self, app: Flask | None = None) -> None:
+        """Check the configuration, model, policy and every route's declaration now.
+
+        The first request checks the same and, until that passes, every request fails: app
+        factories and deploy scripts call this once their routes are registered, to fail first.
+
+        :param app: the app to check (default: the current app, or this guard's only app).
+        :raises ConfigurationError: listing every problem.
+        """
+        state = cast(AppState, app.extensions[STATE_KEY]) if app is not None else self._state()
+        try:
+            state.check()
+        except PolicyError as error:  # a model or policy that cannot be loaded
+            raise ConfigurationError(f"app {state.app_name!r} cannot serve: {error}") from error
+
     def reload_policy(self) -> None:
         """Re-read the policy store and swap atomically (old kept on error).
 
@@ -266,10 +282,7 @@ class CasbinGuard(AccountsAPI):
 
 
 def _awaited(loader: ObjectLoader, kind: str) -> ObjectLoader:
-    """A loader the pipeline can call: an ``async def`` one runs through the app's ensure_sync.
-
-    Otherwise its coroutine object, never awaited, would be taken for the loaded object.
-    """
+    """A loader the pipeline can call: else an async one's coroutine would pass for the object."""
     if not inspect.iscoroutinefunction(loader):
         return loader
     if importlib.util.find_spec("asgiref") is None:
@@ -336,17 +349,17 @@ def _audit(error: GuardHTTPError) -> None:
 def _refuse_uncovered() -> Any:
     """Deny endpoints no declaration covers (apart from ``static`` when it is open).
 
-    Views registered without the guard's wrapper (plain routes under ``GUARD_DEFAULT_AUTHORIZE``,
-    class-based views) are compiled once and run from here, so they never run unchecked.
-    """
+    Views registered without the guard's wrapper (class-based views, ``GUARD_DEFAULT_AUTHORIZE``)
+    are compiled once and run from here, so they never run unchecked."""
     endpoint = request.endpoint
     if endpoint is None:
         return None  # routing failed: Flask answers 404/405 itself
+    state: AppState = current_app.extensions[STATE_KEY]
+    # Every request, guarded or not: a misconfigured app refuses as a whole, health check too.
+    state.ensure_ready()
     view = current_app.view_functions.get(endpoint)
     if route_of(view) is not None:
         return None
-    state: AppState = current_app.extensions[STATE_KEY]
-    state.ensure_ready()
     settings = state.settings
     if _is_static(endpoint) and settings.open_static:
         return None
