@@ -213,3 +213,26 @@ def test_class_view_on_a_guard_blueprint(config: dict[str, Any]) -> None:
         client = app.test_client()
         assert client.get("/shop/stock/2").status_code == 401
         assert client.get("/shop/stock/2", headers=fake("dave")).json == {"sid": 2}
+
+
+def test_the_apps_before_request_functions_run_for_allowed_requests(
+    config: dict[str, Any],
+) -> None:
+    """A class view (and a GUARD_DEFAULT_AUTHORIZE view) compiled after registration still
+    lets the app's own before_request functions (CSRFProtect...) run before it."""
+    app = create_app({**config, "GUARD_DEFAULT_AUTHORIZE": "AUTH"})
+    seen: list[str | None] = []
+
+    @app.before_request
+    def record() -> None:
+        seen.append(flask.request.endpoint)
+
+    @app.get("/plain/<int:n>")
+    def plain(n: int) -> Response:
+        return flask.jsonify(n=n)
+
+    client = app.test_client()
+    assert client.get("/store/7", headers=fake("alice")).json["sid"] == 7
+    assert client.get("/plain/3", headers=fake("alice")).json == {"n": 3}
+    assert client.get("/store/7", headers=fake("dave")).status_code == 403
+    assert seen == ["store", "plain"]

@@ -31,10 +31,12 @@ from .params.converters import Converter, text_converter
 from .params.plan import Provider
 from .pipeline import (
     STATE_KEY,
+    admit,
     builtin_providers,
     current_identity,
     explain_header,
     known_login,
+    method_route,
     route_of,
 )
 from .policies import PolicyManager
@@ -350,7 +352,7 @@ def _refuse_uncovered() -> Any:
     """Deny endpoints no declaration covers (apart from ``static`` when it is open).
 
     Views registered without the guard's wrapper (class-based views, ``GUARD_DEFAULT_AUTHORIZE``)
-    are compiled once and run from here, so they never run unchecked."""
+    are compiled once and checked here; Flask then calls them with the bound values."""
     endpoint = request.endpoint
     if endpoint is None:
         return None  # routing failed: Flask answers 404/405 itself
@@ -370,17 +372,15 @@ def _refuse_uncovered() -> Any:
         state.late_routes[endpoint] = compile_endpoint(
             view, endpoint, rule, resolver=state.guard, default=settings.default_authorize
         )
-    guarded = state.late_routes[endpoint]
-    if guarded is None:
+    route = route_of(state.late_routes[endpoint])
+    if route is None:
         raise AccessDenied(f"endpoint {endpoint!r} is not covered by any declaration")
     automatic_options = getattr(request.url_rule, "provide_automatic_options", False)
     if request.method == "OPTIONS" and automatic_options:
         return None  # Flask answers with the Allow header alone; the view never runs
-    result = guarded(**(request.view_args or {}))
-    if result is None:
-        # Returning None from a before_request hook would make Flask call the view again.
-        raise TypeError(f"the view of endpoint {endpoint!r} returned None")
-    return result
+    # Flask calls the view with these after the app's other before_request functions.
+    request.view_args = admit(method_route(route, request.method), request.view_args or {})
+    return None
 
 
 def _is_static(endpoint: str) -> bool:

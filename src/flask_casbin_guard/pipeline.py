@@ -173,16 +173,9 @@ def guard_class_view(view: ViewFunc, route: GuardedRoute) -> ViewFunc:
     Flask's own dispatch then calls the method, so ``init_every_request``, ``decorators`` and
     async methods behave as without the guard. A method no declaration covers is refused.
     """
-    methods = route.methods or {}
 
     def guarded(**view_args: Any) -> Any:
-        method = request.method
-        found = methods.get(method) or methods.get("*")
-        if found is None and method == "HEAD":
-            found = methods.get("GET")  # as MethodView answers HEAD with get()
-        if found is None:
-            raise AccessDenied(f"{route.endpoint}: no declaration covers method {method}")
-        return run(found, view_args)
+        return run(method_route(route, request.method), view_args)
 
     functools.update_wrapper(guarded, view)
     guarded.__dict__["__guard_route__"] = route
@@ -265,6 +258,26 @@ class _Caller:
 
 
 def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
+    values = admit(route, view_args)
+    view = current_app.ensure_sync(route.view) if route.is_async else route.view
+    return view(**values)
+
+
+def method_route(route: GuardedRoute, method: str) -> GuardedRoute:
+    """A class-based view's route for the request's HTTP method."""
+    methods = route.methods
+    if methods is None:
+        return route
+    found = methods.get(method) or methods.get("*")
+    if found is None and method == "HEAD":
+        found = methods.get("GET")  # as MethodView answers HEAD with get()
+    if found is None:
+        raise AccessDenied(f"{route.endpoint}: no declaration covers method {method}")
+    return found
+
+
+def admit(route: GuardedRoute, view_args: dict[str, Any]) -> dict[str, Any]:
+    """Every check of ``route`` for this request: the view's arguments if it may go on."""
     state = current_state()
     state.ensure_ready()
     declaration = route.declaration
@@ -291,8 +304,7 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
         check_path_params(route.plan, route.endpoint, list(view_args))
     for permission in declaration.objects:
         _check_object(state, caller, permission, values[permission.param])
-    view = current_app.ensure_sync(route.view) if route.is_async else route.view
-    return view(**values)
+    return values
 
 
 def _tenant(
