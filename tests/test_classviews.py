@@ -236,3 +236,10 @@ def test_the_apps_before_request_functions_run_for_allowed_requests(
     assert client.get("/plain/3", headers=fake("alice")).json == {"n": 3}
     assert client.get("/store/7", headers=fake("dave")).status_code == 403
     assert seen == ["store", "plain"]
+
+
+def test_flask_guard_routes_shows_each_methods_declaration(config: dict[str, Any]) -> None:
+    result = create_app(config).test_cli_runner().invoke(args=["guard", "routes"])
+    line = next(x for x in result.output.splitlines() if x.startswith("/store/<int:sid>"))
+    assert "GET: 'employee'; POST: ('store', 'sid', 'manager')" in line
+    assert "UNCOVERED" not in result.output

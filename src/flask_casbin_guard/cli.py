@@ -12,8 +12,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .errors import GuardError
-from .pipeline import STATE_KEY, route_of
+from .classviews import compile_endpoint
+from .errors import ConfigurationError, GuardError
+from .pipeline import STATE_KEY, GuardedRoute, route_of
 
 if TYPE_CHECKING:
     from .policies import PolicyManager
@@ -53,7 +54,8 @@ def routes_command() -> None:
     uncovered = 0
     for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule):
         methods = ",".join(sorted(rule.methods or ()))
-        route = route_of(current_app.view_functions.get(rule.endpoint))
+        view = current_app.view_functions.get(rule.endpoint)
+        route = route_of(view) or _declared_later(state, rule.endpoint, rule.rule, view)
         if route is not None:
             declaration = route.declaration
             text = declaration.text
@@ -69,6 +71,16 @@ def routes_command() -> None:
         click.echo(f"{rule.rule}  [{methods}]  {rule.endpoint}  auth={auth}  authorize={text}")
     if uncovered:
         click.echo(f"{uncovered} endpoint(s) not covered by any declaration", err=True)
+
+
+def _declared_later(state: AppState, endpoint: str, rule: str, view: Any) -> GuardedRoute | None:
+    """A class-based view or a method declared in a class body (compiled at the first request)."""
+    if view is None:
+        return None
+    try:
+        return route_of(compile_endpoint(view, endpoint, rule, resolver=state.guard, default=None))
+    except ConfigurationError:
+        return None  # reported by guard.validate() and the first request
 
 
 @guard_cli.command("check")
