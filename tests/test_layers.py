@@ -26,6 +26,8 @@ LAYERS = {
     "pipeline": 4,
     "render": 4,
     "policies": 5,
+    "classviews": 5,
+    "validation": 5,
     "cli": 6,
     "state": 6,
     "accounts": 6,

@@ -4,10 +4,10 @@
 
 ``POST /login`` (JSON or form: ``login``, ``password``) starts a cookie session and returns its
 CSRF token, unless the browser says a cross-site page sent it (``Sec-Fetch-Site``, ``Origin``:
-login CSRF, 403); ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token. For API
-clients, ``POST /token`` trades a login and password for an access and a refresh token,
-``POST /refresh`` trades a refresh token for a new pair (the old one is revoked), ``POST /revoke``
-revokes a token.
+login CSRF, 403); ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token (these two
+exist only when ``GUARD_AUTH`` enables ``session``). For API clients, ``POST /token`` trades a
+login and password for an access and a refresh token, ``POST /refresh`` trades a refresh token
+for a new pair (the old one is revoked), ``POST /revoke`` revokes a token.
 ``POST /register`` creates a user of the built-in store when ``GUARD_REGISTRATION`` is true (404
 otherwise), with ``GUARD_DEFAULT_ROLES``; it answers the same, in the same time, whether the login
 was free, taken or a role name, and is limited per client (``GUARD_REGISTRATION_RATE_LIMIT``).
@@ -20,6 +20,7 @@ must not be cached.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -28,18 +29,23 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from flask import Request, Response
+from flask.sansio.blueprints import BlueprintSetupState
 from flask.sessions import SessionMixin
 from werkzeug.exceptions import NotFound
 
 from .app import Blueprint
 from .authn.passwords import check_password_policy
 from .authn.session import check_same_origin, csrf_token
+from .config import GuardSettings
 from .errors import ParameterError, ParamIssue, PasswordPolicyError, PolicyError, PolicyUnavailable
-from .extension import CasbinGuard
+from .extension import EXTENSION_KEY, CasbinGuard
 from .identity import is_safe_login
 from .params.markers import Param
 from .pipeline import current_state
 from .store.users import UserExists
+
+#: GUARD_AUTH when unset
+_DEFAULT_AUTH = next(f.default for f in dataclasses.fields(GuardSettings) if f.name == "auth")
 
 
 def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
@@ -69,6 +75,8 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
     @bp.get("/csrf", authorize="AUTH", authn="session")
     def csrf(session: SessionMixin) -> dict[str, Any]:
         return {"csrf_token": csrf_token(session)}
+
+    _only_with_session(bp, 2)
 
     @bp.post("/token", authorize="OPEN")
     def token(
@@ -144,6 +152,24 @@ def _from_the_body_only(request: Request) -> None:
     if found:
         expected = "in the request body (JSON or form), never in the URL"
         raise ParameterError([ParamIssue(name, "query", expected) for name in found])
+
+
+def _only_with_session(bp: Blueprint, count: int) -> None:
+    """The last ``count`` routes of ``bp`` exist only on apps whose GUARD_AUTH enables
+    ``session``: elsewhere their ``authn="session"`` could never be met, and the guard refuses
+    to serve an app with such a route."""
+    recorded = bp.deferred_functions[-count:]
+    del bp.deferred_functions[-count:]
+
+    def register(state: BlueprintSetupState) -> None:
+        guard = state.app.extensions.get(EXTENSION_KEY)
+        options = guard.options if isinstance(guard, CasbinGuard) else {}
+        auth = options.get("auth", state.app.config.get("GUARD_AUTH", _DEFAULT_AUTH))
+        if "session" in ([auth] if isinstance(auth, str) else auth):
+            for function in recorded:
+                function(state)
+
+    bp.record(register)
 
 
 def _tokens(access: str, refresh: str) -> dict[str, Any]:

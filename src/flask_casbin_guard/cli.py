@@ -13,7 +13,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .authz.declarations import parse_declaration
-from .errors import GuardError, LoginUnavailable
+from .classviews import compile_endpoint
+from .errors import ConfigurationError, GuardError, LoginUnavailable
 from .pipeline import STATE_KEY, GuardedRoute, route_of
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def routes_command() -> None:
     for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule):
         methods = ",".join(sorted(rule.methods or ()))
         view = current_app.view_functions.get(rule.endpoint)
-        route = route_of(view)
+        route = route_of(view) or _declared_later(state, rule.endpoint, rule.rule, view)
         if route is not None:
             text, auth = route.declaration.text, _schemes(settings.auth, route)
         elif rule.endpoint == "static" or rule.endpoint.endswith(".static"):
@@ -96,6 +97,16 @@ def _schemes(enabled: tuple[str, ...], route: GuardedRoute) -> str:
     if missing:
         return "NOT ENABLED: " + ",".join(missing)
     return ",".join(name for name in enabled if name in route.authn)
+
+
+def _declared_later(state: AppState, endpoint: str, rule: str, view: Any) -> GuardedRoute | None:
+    """A class-based view or a method declared in a class body (compiled at the first request)."""
+    if view is None:
+        return None
+    try:
+        return route_of(compile_endpoint(view, endpoint, rule, resolver=state.guard, default=None))
+    except ConfigurationError:
+        return None  # reported by guard.validate() and the first request
 
 
 @guard_cli.command("check")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import logging
 import weakref
 from collections.abc import Callable
@@ -14,28 +16,30 @@ from . import signals
 from .accounts import AccountsAPI
 from .authn.base import Scheme
 from .authn.passwords import PasswordHasher
+from .classviews import authorized, compile_endpoint
 from .errors import (
     AccessDenied,
     AuthenticationFailed,
     ConfigurationError,
     GuardError,
     GuardHTTPError,
+    PolicyError,
     TooManyAttempts,
 )
+from .params.annotations import caller_namespace
 from .params.converters import Converter, text_converter
 from .params.plan import Provider
 from .pipeline import (
     STATE_KEY,
+    admit,
     builtin_providers,
-    compile_route,
     current_identity,
     current_sender,
     explain_header,
     explain_refusal,
-    guard_view,
     known_login,
+    method_route,
     route_of,
-    run,
 )
 from .policies import PolicyManager
 from .render import Renderer, render_html, render_json
@@ -99,13 +103,16 @@ class CasbinGuard(AccountsAPI):
     def authorize(self, spec: Any, *, authn: Any = None, strict: bool = False) -> Callable[[F], F]:
         """Decorator declaring what a view requires (place it below ``@app.route``).
 
+        Also on the methods of a class-based view (each method its own declaration), in its
+        ``decorators`` list or around ``as_view(...)`` (the whole class).
+
         :param authn: the only schemes this route accepts (a name or a list of names).
         :param strict: answer 400 for query, form or JSON keys the view does not take.
         """
 
         def decorator(view: F) -> F:
-            wrapped = guard_view(
-                view, spec, view.__name__, resolver=self, strict=strict, authn=authn
+            wrapped = authorized(
+                view, spec, resolver=self, authn=authn, strict=strict, namespace=caller_namespace()
             )
             return cast(F, wrapped)
 
@@ -161,10 +168,14 @@ class CasbinGuard(AccountsAPI):
         return func
 
     def object_loader(self, kind: str) -> Callable[[ObjectLoader], ObjectLoader]:
-        """Decorator registering the loader of objects of type ``kind`` (``None`` gives 404)."""
+        """Decorator registering the loader of objects of type ``kind`` (``None`` gives 404).
+
+        An ``async def`` loader is awaited as Flask awaits async views (``app.ensure_sync``;
+        install the ``async`` extra).
+        """
 
         def decorator(func: ObjectLoader) -> ObjectLoader:
-            self.object_loaders[kind] = func
+            self.object_loaders[kind] = _awaited(func, kind)
             return func
 
         return decorator
@@ -232,6 +243,21 @@ class CasbinGuard(AccountsAPI):
         for state in list(self._states.values()):
             state.functions_changed()
 
+    def validate(self, app: Flask | None = None) -> None:
+        """Check the configuration, model, policy and every route's declaration now.
+
+        The first request checks the same and, until that passes, every request fails: app
+        factories and deploy scripts call this once their routes are registered, to fail first.
+
+        :param app: the app to check (default: the current app, or this guard's only app).
+        :raises ConfigurationError: listing every problem.
+        """
+        state = cast(AppState, app.extensions[STATE_KEY]) if app is not None else self._state()
+        try:
+            state.check()
+        except PolicyError as error:  # a model or policy that cannot be loaded
+            raise ConfigurationError(f"app {state.app_name!r} cannot serve: {error}") from error
+
     def reload_policy(self) -> None:
         """Re-read the policy store and swap atomically (old kept on error).
 
@@ -245,7 +271,8 @@ class CasbinGuard(AccountsAPI):
             return frozenset()
         state: AppState | None = current_app.extensions.get(STATE_KEY)
         routes = [route_of(view) for view in current_app.view_functions.values()]
-        routes += list(state.defaults.values()) if state is not None else []
+        if state is not None:  # views compiled by the guard's hook: class-based, default-declared
+            routes += [route_of(view) for view in state.late_routes.values()]
         return frozenset(role for route in routes if route for role in route.declaration.roles)
 
     def _state(self) -> AppState:
@@ -275,6 +302,21 @@ class CasbinGuard(AccountsAPI):
         response.headers["Cache-Control"] = "no-store"
         _audit(error)
         return response
+
+
+def _awaited(loader: ObjectLoader, kind: str) -> ObjectLoader:
+    """A loader the pipeline can call: else an async one's coroutine would pass for the object."""
+    if not inspect.iscoroutinefunction(loader):
+        return loader
+    if importlib.util.find_spec("asgiref") is None:
+        raise ConfigurationError(
+            f"object loader {kind!r} is async: install flask-casbin-guard[async]"
+        )
+
+    def load(value: Any) -> Any:
+        return current_app.ensure_sync(loader)(value)
+
+    return load
 
 
 def _clip(value: str | None, limit: int = 256) -> str | None:
@@ -328,35 +370,38 @@ def _audit(error: GuardHTTPError) -> None:
 
 
 def _refuse_uncovered() -> Any:
-    """Deny endpoints no declaration covers (apart from ``static`` when it is open)."""
+    """Deny endpoints no declaration covers (apart from ``static`` when it is open).
+
+    Views registered without the guard's wrapper (class-based views, ``GUARD_DEFAULT_AUTHORIZE``)
+    are compiled once and checked here; Flask then calls them with the bound values."""
     endpoint = request.endpoint
     if endpoint is None:
         return None  # routing failed: Flask answers 404/405 itself
+    state: AppState = current_app.extensions[STATE_KEY]
+    # Every request, guarded or not: a misconfigured app refuses as a whole, health check too.
+    state.ensure_ready()
     view = current_app.view_functions.get(endpoint)
     if route_of(view) is not None:
         return None
-    state: AppState = current_app.extensions[STATE_KEY]
-    state.ensure_ready()
     settings = state.settings
     if _is_static(endpoint) and settings.open_static:
         return None
-    if settings.default_authorize is None or view is None:
+    if view is None:
+        raise AccessDenied(f"endpoint {endpoint!r} has no view function")
+    if endpoint not in state.late_routes:
+        rule = request.url_rule.rule if request.url_rule else None
+        state.late_routes[endpoint] = compile_endpoint(
+            view, endpoint, rule, resolver=state.guard, default=settings.default_authorize
+        )
+    route = route_of(state.late_routes[endpoint])
+    if route is None:
         raise AccessDenied(f"endpoint {endpoint!r} is not covered by any declaration")
     automatic_options = getattr(request.url_rule, "provide_automatic_options", False)
     if request.method == "OPTIONS" and automatic_options:
         return None  # Flask answers with the Allow header alone; the view never runs
-    route = state.defaults.get(endpoint)
-    if route is None:
-        rule = request.url_rule.rule if request.url_rule else None
-        route = compile_route(
-            view, settings.default_authorize, endpoint, rule=rule, resolver=state.guard
-        )
-        state.defaults[endpoint] = route
-    result = run(route, dict(request.view_args or {}))
-    if result is None:
-        # Returning None from a before_request hook would make Flask call the view again.
-        raise TypeError(f"the view of endpoint {endpoint!r} returned None")
-    return result
+    # Flask calls the view with these after the app's other before_request functions.
+    request.view_args = admit(method_route(route, request.method), request.view_args or {})
+    return None
 
 
 def _is_static(endpoint: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -85,6 +86,8 @@ class GuardedRoute:
     is_async: bool
     #: the only schemes this route accepts (``authn=``), or ``None`` for all enabled ones
     authn: frozenset[str] | None = None
+    #: a class-based view: the route of each HTTP method (``"*"``: every method)
+    methods: Mapping[str, GuardedRoute] | None = None
 
 
 def rule_variables(rule: str) -> dict[str, str]:
@@ -104,8 +107,14 @@ def compile_route(
     resolver: Resolver | None = None,
     strict: bool = False,
     authn: Any = None,
+    namespace: Mapping[str, Any] | None = None,
+    method: bool = False,
 ) -> GuardedRoute:
-    """Check ``spec`` against ``view``'s signature (and the rule, when known)."""
+    """Check ``spec`` against ``view``'s signature (and the rule, when known).
+
+    :param namespace: names visible where the view was declared, for its annotations.
+    :param method: ``view`` is a class-based view's method (its ``self`` is not bound).
+    """
     declaration = parse_declaration(spec, endpoint)
     variables = rule_variables(rule) if rule is not None else None
     plan = compile_plan(
@@ -115,6 +124,8 @@ def compile_route(
         resolver=resolver,
         strict=strict,
         rule_converters=variables,
+        namespace=namespace,
+        method=method,
     )
     bound = {s.name for s in plan.params if s.provider is None}
     for param in sorted(declaration.params - bound):
@@ -162,14 +173,37 @@ def guard_view(
     resolver: Resolver | None = None,
     strict: bool = False,
     authn: Any = None,
+    namespace: Mapping[str, Any] | None = None,
 ) -> ViewFunc:
     """Wrap ``view`` so every call goes through the guard."""
     route = compile_route(
-        view, spec, endpoint, rule=rule, resolver=resolver, strict=strict, authn=authn
+        view,
+        spec,
+        endpoint,
+        rule=rule,
+        resolver=resolver,
+        strict=strict,
+        authn=authn,
+        namespace=namespace,
     )
 
     def guarded(**view_args: Any) -> Any:
         return run(route, view_args)
+
+    functools.update_wrapper(guarded, view)
+    guarded.__dict__["__guard_route__"] = route
+    return guarded
+
+
+def guard_class_view(view: ViewFunc, route: GuardedRoute) -> ViewFunc:
+    """Wrap a class-based view: each request runs the route of its HTTP method.
+
+    Flask's own dispatch then calls the method, so ``init_every_request``, ``decorators`` and
+    async methods behave as without the guard. A method no declaration covers is refused.
+    """
+
+    def guarded(**view_args: Any) -> Any:
+        return run(method_route(route, request.method), view_args)
 
     functools.update_wrapper(guarded, view)
     guarded.__dict__["__guard_route__"] = route
@@ -185,7 +219,9 @@ def recheck_rule(view: ViewFunc, rule: str) -> None:
     """A view guarded before its final rule was known (blueprint prefixes) meets it now."""
     route = route_of(view)
     if route is not None:
-        check_path_params(route.plan, route.endpoint, list(rule_variables(rule)))
+        variables = list(rule_variables(rule))
+        for each in (route.methods or {}).values() or (route,):
+            check_path_params(each.plan, each.endpoint, variables)
 
 
 def current_state() -> AppState:
@@ -267,6 +303,26 @@ class _Caller:
 
 
 def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
+    values = admit(route, view_args)
+    view = current_app.ensure_sync(route.view) if route.is_async else route.view
+    return view(**values)
+
+
+def method_route(route: GuardedRoute, method: str) -> GuardedRoute:
+    """A class-based view's route for the request's HTTP method."""
+    methods = route.methods
+    if methods is None:
+        return route
+    found = methods.get(method) or methods.get("*")
+    if found is None and method == "HEAD":
+        found = methods.get("GET")  # as MethodView answers HEAD with get()
+    if found is None:
+        raise AccessDenied(f"{route.endpoint}: no declaration covers method {method}")
+    return found
+
+
+def admit(route: GuardedRoute, view_args: dict[str, Any]) -> dict[str, Any]:
+    """Every check of ``route`` for this request: the view's arguments if it may go on."""
     state = current_state()
     state.ensure_ready()
     declaration = route.declaration
@@ -299,8 +355,7 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
         check_object_values(declaration, route.plan, values, view_args)
     for permission in declaration.objects:
         _check_object(state, caller, permission, values[permission.param])
-    view = current_app.ensure_sync(route.view) if route.is_async else route.view
-    return view(**values)
+    return values
 
 
 def _tenant(

@@ -26,17 +26,19 @@ from .authn.revocation import (
 )
 from .authz.engine import EngineHolder, PolicyEngine
 from .authz.tenants import TenantResolver
+from .classviews import compile_endpoint
 from .config import GuardSettings
 from .errors import ConfigurationError, GuardError, PolicyError
 from .identity import Identity
 from .loading import check_unsupported, load_policy
-from .pipeline import GuardedRoute, current_session
+from .pipeline import GuardedRoute, current_session, route_of
 from .policies import PolicyManager
 from .store.database import DatabaseStore
 from .store.revoked import open_local
 from .store.users import UserStore
 from .sync.base import Watcher, make_watcher
-from .types import PasswordGetter
+from .types import PasswordGetter, ViewFunc
+from .validation import route_problems
 
 if TYPE_CHECKING:
     from .extension import CasbinGuard
@@ -50,6 +52,9 @@ class AppState:
     def __init__(self, guard: CasbinGuard, app: Flask) -> None:
         self.guard = guard
         self.config = app.config
+        # Shared, not copied: routes registered later are seen when the routes are checked.
+        self.url_map = app.url_map
+        self.view_functions = app.view_functions
         self.root_path = app.root_path
         self.instance_path = app.instance_path
         self.app_name = app.name
@@ -76,8 +81,8 @@ class AppState:
         self._bearer: BearerScheme | None = None
         self._ready = False
         self._lock = threading.RLock()
-        #: compiled default declarations of endpoints registered without one
-        self.defaults: dict[str, GuardedRoute] = {}
+        #: guarded forms of views registered without the guard's wrapper (``None``: uncovered)
+        self.late_routes: dict[str, ViewFunc | None] = {}
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -182,6 +187,17 @@ class AppState:
         if self._ready:
             return
         with self._lock:
+            self.check()
+            self._ready = True
+
+    def check(self) -> None:
+        """:meth:`prepare`, then check every route's declaration against the configuration.
+
+        Until this passes, every request fails (500): a misconfigured app refuses as a whole.
+
+        :raises ConfigurationError: listing every problem found.
+        """
+        with self._lock:
             self.prepare()
             needs_getter = PASSWORD_SCHEMES.intersection(self.settings.auth) - {"apikey"}
             if needs_getter and self.password_getter is None:
@@ -189,7 +205,48 @@ class AppState:
                     f"GUARD_AUTH enables {sorted(needs_getter)} but no password getter is set: "
                     "use GUARD_GET_USER_PASS or @guard.password_getter"
                 )
-            self._ready = True
+            problems, routes = self._compile_routes()
+            assert self._chain is not None  # noqa: S101 - set by prepare(), for mypy only
+            problems += route_problems(
+                routes,
+                self.holder.engine,
+                tenants=self.tenants is not None,
+                schemes=self._chain.names,
+            )
+            if problems:
+                raise ConfigurationError(
+                    f"app {self.app_name!r} cannot serve:\n- " + "\n- ".join(problems)
+                )
+
+    def _compile_routes(self) -> tuple[list[str], list[tuple[str, GuardedRoute]]]:
+        """The route of every endpoint, compiling those registered without the guard's wrapper
+        (class-based views, GUARD_DEFAULT_AUTHORIZE) once; their compile errors as problems."""
+        problems: list[str] = []
+        routes: dict[str, GuardedRoute] = {}
+        settings = self.settings
+        for rule in self.url_map.iter_rules():
+            endpoint, view = rule.endpoint, self.view_functions.get(rule.endpoint)
+            if endpoint in routes or view is None:
+                continue
+            route = route_of(view)
+            static = endpoint == "static" or endpoint.endswith(".static")
+            if route is None and not (static and settings.open_static):
+                if endpoint not in self.late_routes:
+                    try:
+                        self.late_routes[endpoint] = compile_endpoint(
+                            view,
+                            endpoint,
+                            rule.rule,
+                            resolver=self.guard,
+                            default=settings.default_authorize,
+                        )
+                    except ConfigurationError as error:
+                        problems.append(str(error))
+                        continue
+                route = route_of(self.late_routes[endpoint])
+            if route is not None:
+                routes[endpoint] = route
+        return problems, list(routes.items())
 
     def _catch_up(self) -> None:
         """In a process forked after the policy was loaded, reload it if the store moved on.

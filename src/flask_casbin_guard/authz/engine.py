@@ -29,6 +29,7 @@ from casbin.util.expression import SimpleEval
 from ..errors import PolicyError
 from ..store.csv import PolicyRow
 from .assemble import build_index, paused_gc, role_graphs
+from .checks import check_eval_rules, unknown_functions
 from .index import IndexedPolicy
 from .matcher import Unsupported, matcher_problem
 from .roles import MAX_ROLE_DEPTH, RoleGraph, check_role_depth
@@ -174,6 +175,12 @@ class PolicyEngine:
         self.roles: frozenset[str] = frozenset(values[1] for values in grouping)
         self._members: frozenset[str] = frozenset(values[0] for values in grouping)
         matcher = model["m"]["m"].value
+        check_eval_rules(matcher, model["p"]["p"].tokens, self.rows)
+        builtins = FunctionMap.load_function_map().get_functions()
+        #: functions the matcher calls that nobody registered: every decision would fail
+        self.unknown_functions = unknown_functions(
+            matcher, [*builtins, *self._functions, *self.arities]
+        )
         #: whether decisions may be cached: not with custom or clock-dependent functions
         self.cacheable = not functions and not any(f in matcher for f in _IMPURE_FUNCTIONS)
         # pycasbin parses the matcher with ast.parse on every evaluation, and CPython 3.11's
@@ -197,7 +204,7 @@ class PolicyEngine:
                         model,
                         self.rows,
                         self._graphs,
-                        builtins=FunctionMap.load_function_map().get_functions(),
+                        builtins=builtins,
                         functions=self._functions,
                         evaluator=lambda names: SimpleEval("", names),
                     )
