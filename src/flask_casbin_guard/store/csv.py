@@ -207,3 +207,8 @@ def _nested(value: str) -> bool:
         return len(split_line(value)) == 1
     except ValueError:
         return False
+
+
+def format_line(row: PolicyRow) -> str:
+    """The CSV line of a row checked by :func:`check_row`."""
+    return ", ".join((row.ptype, *row.values))

@@ -6,7 +6,9 @@ The rule table is sqlalchemy-adapter's ``casbin_rule`` (``id``, ``ptype``, ``v0`
 
 from __future__ import annotations
 
+import os
 import re
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +31,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    update,
     values,
 )
 from sqlalchemy.engine import URL, make_url
@@ -36,8 +39,8 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Pro
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..errors import ConfigurationError
-from .csv import MAX_VALUE_LENGTH, PolicyRow
+from ..errors import ConfigurationError, PolicyError
+from .csv import MAX_VALUE_LENGTH, PolicyRow, check_row
 
 #: values per rule the ``casbin_rule`` schema can hold
 MAX_VALUES = 6
@@ -280,3 +283,76 @@ def delete_ids(connection: Connection, rules: Table, ids: Sequence[int]) -> None
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start : start + LOOKUP_CHUNK]
         connection.execute(delete(rules).where(rules.c.id.in_(chunk)))
+
+
+def parse_record(record: Any, arities: Mapping[str, int] | None, table: str) -> PolicyRow:
+    """A selected record as a validated row (``arities=None``: the storage rules only).
+
+    :raises PolicyError: naming the table and the record's id.
+    """
+    values = record[2:]
+    used = [value for value in values if value is not None]
+    try:
+        if values[len(used) :].count(None) != MAX_VALUES - len(used):
+            raise ValueError("a NULL value comes before a non-NULL one")
+        if record.ptype is None:
+            raise ValueError("ptype is NULL")
+        if not used:
+            raise ValueError("no values")
+        known = {record.ptype: len(used)} if arities is None else arities
+        return check_row(record.ptype, used, known)
+    except ValueError as error:
+        raise PolicyError(f"{table} id {record.id}: {error}") from None
+
+
+def checked_rows(
+    arities: Mapping[str, int], rows: Iterable[PolicyRow], name: str, start: int = 1
+) -> list[PolicyRow]:
+    """Validate every row before anything is written; errors name the row's position."""
+    checked: list[PolicyRow] = []
+    for number, row in enumerate(rows, start=start):
+        try:
+            if not isinstance(row, PolicyRow):
+                raise ValueError(f"expected a PolicyRow, got {type(row).__name__}")
+            checked.append(check_row(row.ptype, row.values, arities))
+        except ValueError as error:
+            raise PolicyError(f"{name} {number}: {error}") from None
+    return checked
+
+
+#: engines the stores opened themselves: a forked child must not use their pooled connections
+_OWN_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def forget_at_fork(engine: Engine) -> None:
+    """Make a forked child drop ``engine``'s pooled connections (it opens its own)."""
+    _OWN_ENGINES.add(engine)
+
+
+def _drop_inherited_connections() -> None:
+    # A pooled connection copied by fork is one socket shared by two processes, whose queries
+    # then interleave on it (gunicorn --preload forks workers from a master that loaded the
+    # policy). close=False: the parent keeps using them; the child opens its own.
+    for engine in list(_OWN_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_drop_inherited_connections)
+
+
+def read_version(connection: Connection, versions: Table, name: str) -> int:
+    """The version of rule table ``name`` (0 when its row is missing)."""
+    query = select(versions.c.version).where(versions.c.name == name)
+    return int(connection.execute(query).scalar() or 0)
+
+
+def bump_version(connection: Connection, versions: Table, name: str) -> int:
+    """Add one to the version of ``name``, which takes the writers' lock; return the new one."""
+    query = update(versions).where(versions.c.name == name)
+    query = query.values(version=versions.c.version + 1).returning(versions.c.version)
+    bumped = connection.execute(query).scalar()
+    if bumped is None:
+        # The row was deleted by hand (or create=False on a new table): start it again.
+        connection.execute(insert(versions).values(name=name, version=1))
+        return 1
+    return int(bumped)
