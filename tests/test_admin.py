@@ -87,3 +87,42 @@ def test_admin_api_in_extension_mode(guard_config: dict[str, Any], tmp_path: Pat
         "added": True
     }
     assert client.get("/admin/policies", headers=ADMIN).json == {"rules": [["g", "x", "y"]]}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["alice", "report(2024", "read"],  # an unbalanced bracket
+        ['"alice', 'data"', "read"],  # a quote opened in one value and closed in the next
+        ["alice", "f(x", "y)"],  # brackets balanced only across values
+    ],
+)
+def test_a_rule_the_reader_would_refuse_never_reaches_the_file(
+    client: FlaskClient, values: list[str], tmp_path: Path, guard_config: dict[str, Any]
+) -> None:
+    policy = tmp_path / "policy.csv"
+    before = policy.read_bytes()
+    answer = client.post("/guard/policies", json={"ptype": "p", "values": values}, headers=ADMIN)
+    assert answer.status_code == 400
+    assert policy.read_bytes() == before  # validated before the file is touched
+    assert str(tmp_path) not in answer.get_data(as_text=True)
+    restarted = Flask(__name__)  # the app still starts on the file
+    restarted.config.update(guard_config, GUARD_POLICY=str(policy))
+    restarted.register_blueprint(admin_blueprint(authorize="manager"), url_prefix="/guard")
+    listed = restarted.test_client().get("/guard/policies", headers=ADMIN)
+    assert listed.status_code == 200 and len(listed.json["rules"]) == 2
+
+
+def test_error_answers_never_name_server_paths(client: FlaskClient, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.csv"
+    rule = {"ptype": "p", "values": ["employee", "store:1", "read"]}
+    answers = [client.post("/guard/policies", json={"ptype": "p", "values": ["a"]}, headers=ADMIN)]
+    policy.write_text("g, alice, employee\ng, broken\n")  # edited by hand, badly
+    answers.append(client.post("/guard/policies", json=rule, headers=ADMIN))
+    answers.append(client.delete("/guard/policies", json=rule, headers=ADMIN))
+    policy.unlink()
+    answers.append(client.post("/guard/roles", json={"user": "x", "role": "y"}, headers=ADMIN))
+    assert [answer.status_code for answer in answers] == [400, 503, 503, 503]
+    for answer in answers:
+        body = answer.get_data(as_text=True)
+        assert str(tmp_path) not in body and "policy.csv" not in body, body

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from .app import Blueprint
-from .errors import ConfigurationError, ParameterError, ParamIssue, PolicyError, PolicyUnavailable
+from .errors import (
+    ConfigurationError,
+    ParameterError,
+    ParamIssue,
+    PolicyError,
+    PolicyRejected,
+    PolicyUnavailable,
+)
 from .extension import CasbinGuard
 from .params.markers import Json
 
@@ -85,7 +92,9 @@ def admin_blueprint(authorize: Any, *, name: str = "guard_admin", authn: Any = N
 def _apply(action: Any) -> Any:
     try:
         return action()
-    except PolicyError as error:
-        if error.original_error is not None:  # the store or the engine failed, not the input
-            raise PolicyUnavailable(str(error)) from None
+    except PolicyRejected as error:  # the input: its message names rules, nothing of the server
         raise ParameterError([ParamIssue("rule", "json", str(error), None)]) from None
+    except PolicyError as error:
+        # The store or the stored policy failed: the details (file paths, database names,
+        # row ids) go to the log through the error's message; the body stays generic.
+        raise PolicyUnavailable(str(error)) from None

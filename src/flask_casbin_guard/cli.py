@@ -14,6 +14,7 @@ from flask.cli import AppGroup
 
 from .errors import GuardError
 from .pipeline import STATE_KEY, route_of
+from .store.csv import format_line, formula_rows
 
 if TYPE_CHECKING:
     from .policies import PolicyManager
@@ -152,11 +153,27 @@ def policy_import_command(path: str, replace: bool) -> None:
 
 
 @policy_cli.command("export")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
 def policy_export_command(path: str) -> None:
-    """Write the policy to a CSV file."""
-    count = _change(lambda policies: policies.export_csv(path))
-    click.echo(f"{count} rule(s) written to {path}")
+    """Write the policy to a CSV file (``-``: standard output), values as they are."""
+    rows = _state().holder.engine.rows
+    if path == "-":
+        for row in rows:
+            click.echo(format_line(row))
+        count = len(rows)
+    else:
+        count = _change(lambda policies: policies.export_csv(path))
+    risky = formula_rows(rows)
+    if risky:
+        # Kept as they are: the file must import back as the same rules, and Casbin's format
+        # has no quoting that would neutralise them. Said here, where the file is made.
+        click.echo(
+            f"warning: {len(risky)} rule(s) hold a value starting with =, +, - or @, which a "
+            f"spreadsheet would run as a formula (first: {format_line(risky[0])!r}); open the "
+            "file as text, not in a spreadsheet",
+            err=True,
+        )
+    click.echo(f"{count} rule(s) written to {path}", err=path == "-")
 
 
 @role_cli.command("add")

@@ -23,7 +23,7 @@ from .authz.engine import DECISION_CACHE_SIZE, EngineHolder, PolicyEngine
 from .errors import GuardError, PolicyError, PolicyRejected
 from .store.base import Change, PolicyStore
 from .store.csv import PolicyRow, check_row, read_policy_file
-from .store.csvstore import CsvStore
+from .store.csvstore import write_policy_file
 
 log = logging.getLogger("flask_casbin_guard")
 
@@ -146,12 +146,12 @@ class PolicyManager:
         return self._write(decide, progress).count
 
     def export_csv(self, path: str | Path) -> int:
-        """Write the policy to a CSV file (atomically); return the number of rules."""
-        rows = self.holder.engine.rows
-        target = Path(path)
-        target.write_text("")  # CsvStore rewrites it atomically below
-        CsvStore(target, self.arities).replace_all(rows)
-        return len(rows)
+        """Write the policy to a CSV file (atomically); return the number of rules.
+
+        Values are written as they are, so the file imports back as the same rules, even those
+        a spreadsheet would run as formulas (see :func:`~.store.csv.formula_rows`).
+        """
+        return write_policy_file(path, self.holder.engine.rows, self.arities)
 
     def reload(self, force: bool = False) -> bool:
         """Rebuild from the store when its version changed (or ``force``); ``True`` if swapped."""
@@ -239,10 +239,10 @@ class PolicyManager:
     def _link(self, user: str, role: str, domain: str | None) -> tuple[str, ...]:
         arity = self.arities.get("g")
         if arity is None:
-            raise PolicyError("the Casbin model has no role definition 'g'")
+            raise PolicyRejected("the Casbin model has no role definition 'g'")
         if (domain is None) != (arity == 2):
             needed = "a domain" if arity == 3 else "no domain"
-            raise PolicyError(f"this model's roles take {needed}")
+            raise PolicyRejected(f"this model's roles take {needed}")
         return (user, role) if domain is None else (user, role, domain)
 
 

@@ -151,13 +151,22 @@ class CsvStore:
         return len(self.add(checked))
 
     def _checked(self, rows: Iterable[PolicyRow]) -> list[PolicyRow]:
-        return [self._check(row, index) for index, row in enumerate(rows, start=1)]
+        return self._checked_rows(rows, self.arities)
 
     def _check(self, row: PolicyRow, index: int) -> PolicyRow:
-        try:
-            return check_row(row.ptype, row.values, self.arities)
-        except ValueError as error:
-            raise PolicyError(f"row {index} ({row.ptype}): {error}") from None
+        return self._checked_rows([row], self.arities, index)[0]
+
+    @staticmethod
+    def _checked_rows(
+        rows: Iterable[PolicyRow], arities: Mapping[str, int], start: int = 1
+    ) -> list[PolicyRow]:
+        checked = []
+        for index, row in enumerate(rows, start=start):
+            try:
+                checked.append(check_row(row.ptype, row.values, arities))
+            except ValueError as error:
+                raise PolicyError(f"row {index} ({row.ptype}): {error}") from None
+        return checked
 
     def _read_bytes(self) -> bytes:
         try:
@@ -171,25 +180,48 @@ class CsvStore:
 
     def _write(self, lines: list[str]) -> int:
         """Replace the file by ``lines`` atomically; return the new version."""
-        directory = self.path.parent
-        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        return replace_file(self.path, lines)
+
+
+def write_policy_file(
+    path: str | Path, rows: Iterable[PolicyRow], arities: Mapping[str, int]
+) -> int:
+    """Write ``rows`` as a policy CSV, atomically; return how many were written.
+
+    Every row is checked first, with the grammar the reader uses, so whatever is written reads
+    back as the same rows; on any error the file is left as it was.
+    """
+    checked = CsvStore._checked_rows(rows, arities)
+    with _locked(Path(path).parent):
+        replace_file(Path(path), [format_line(row) for row in checked])
+    return len(checked)
+
+
+def replace_file(path: Path, lines: list[str]) -> int:
+    """Replace ``path`` by ``lines``: a temporary file beside it, flushed to disk, renamed over
+    it, the directory flushed. Readers and crashes see the old file or the new one, whole.
+
+    :return: the new version (the hash of the bytes written).
+    """
+    directory = path.parent
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=".policy-", dir=directory)
         try:
-            handle, temporary = tempfile.mkstemp(prefix=".policy-", dir=directory)
-            try:
-                with os.fdopen(handle, "wb") as stream:
-                    stream.write(data)
-                    stream.flush()
-                    os.fsync(stream.fileno())
-                if self.path.exists():
-                    os.chmod(temporary, self.path.stat().st_mode & 0o777)
-                os.replace(temporary, self.path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
-            _sync_directory(directory)  # the rename itself survives a crash
-        except OSError as error:
-            raise PolicyError(f"cannot write {self.url!r}: {error}", original_error=error) from None
-        return _digest(data)
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            if path.exists():
+                os.chmod(temporary, path.stat().st_mode & 0o777)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        _sync_directory(directory)  # the rename itself survives a crash
+    except OSError as error:
+        raise PolicyError(f"cannot write {str(path)!r}: {error}", original_error=error) from None
+    return _digest(data)
 
 
 @contextlib.contextmanager
