@@ -7,6 +7,7 @@ from typing import Any
 import flask
 import jwt
 import pytest
+import sqlalchemy as sa
 
 from flask_casbin_guard import CasbinGuard, Flask, PolicyError
 from flask_casbin_guard.store.csv import PolicyRow
@@ -195,3 +196,31 @@ def test_a_failed_export_leaves_the_target_as_it_was(db_app: Flask, tmp_path: An
         with pytest.raises(PolicyError):
             write_policy_file(kept, [*engine.rows, bad], engine.arities)
     assert kept.read_text() == "g, old, rule\n"
+
+
+def test_policy_validate_names_every_bad_row(guard_config: dict[str, Any], tmp_path: Any) -> None:
+    csv_policy = tmp_path / "bad.csv"
+    csv_policy.write_text("g, alice, employee\np, a, , c\ng, lonely\np, a, report(2024, read\n")
+    app = Flask(__name__)
+    app.config.update(guard_config, GUARD_POLICY=str(csv_policy))
+    failed = app.test_cli_runner().invoke(args=["guard", "policy", "validate"])
+    assert failed.exit_code == 1
+    for line in (2, 3, 4):
+        assert f"bad.csv, line {line}: " in failed.stderr
+    assert "3 problem(s)" in failed.stderr
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    db = Flask(__name__)
+    db.config.update(guard_config, GUARD_POLICY=url)
+    with db.app_context():
+        db.guard.policies.add_role("a", "b")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:  # written by another tool, bypassing the guard
+        connection.exec_driver_sql(
+            "INSERT INTO casbin_rule (ptype, v0, v1) VALUES ('g', 'b', 'a'), ('g', 'x', NULL)"
+        )
+    engine.dispose()
+    failed = db.test_cli_runner().invoke(args=["guard", "policy", "validate"])
+    assert failed.exit_code == 1
+    assert "casbin_rule id 3: " in failed.stderr
+    assert "role cycle through" in failed.stderr and "g, a, b" in failed.stderr
+    assert "g, b, a" in failed.stderr

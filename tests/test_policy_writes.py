@@ -6,15 +6,21 @@ the other's writes, as it does for up to ``GUARD_WATCHER_INTERVAL`` between real
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from conftest import POLICIES
 from e2e.write_race import race
+from flask_casbin_guard import Flask
 from flask_casbin_guard.authz.engine import EngineHolder, PolicyEngine
-from flask_casbin_guard.errors import PolicyError
+from flask_casbin_guard.errors import PolicyError, PolicyRejected
+from flask_casbin_guard.pipeline import STATE_KEY
 from flask_casbin_guard.policies import PolicyManager
 from flask_casbin_guard.store.base import PolicyStore
 from flask_casbin_guard.store.csv import PolicyRow
@@ -115,3 +121,31 @@ def test_racing_processes_and_threads_commit_one_serial_history(
     print(backend, counts)
     assert counts["calls"] == 90 and counts["final_equal"]
     assert counts["writes"] > 0 and counts["processes_converged"] == "3/3"
+
+
+def test_a_process_meeting_an_invalid_stored_policy_keeps_its_last_good_one(
+    guard_config: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'policy.db'}"
+    app = Flask(__name__)
+    app.config.update(guard_config, GUARD_POLICY=url, GUARD_WATCHER="poll:20ms")
+    with app.app_context():
+        app.guard.policies.add_role("a", "b")
+    app.extensions[STATE_KEY].ensure_ready()  # starts the watcher, as a first request would
+    caplog.set_level(logging.ERROR, logger="flask_casbin_guard")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:  # a role cycle written by a tool bypassing the guard
+        connection.exec_driver_sql("INSERT INTO casbin_rule (ptype, v0, v1) VALUES ('g', 'b', 'a')")
+        connection.exec_driver_sql("UPDATE casbin_guard_version SET version = version + 1")
+    engine.dispose()
+    deadline = time.monotonic() + 10
+    while not caplog.records and time.monotonic() < deadline:
+        time.sleep(0.02)
+    message = caplog.records[0].getMessage()
+    assert "keeping the previous policy" in message
+    assert "g, a, b" in message and "g, b, a" in message  # the rows at fault
+    with app.app_context():
+        assert app.guard.policies.list() == [("g", "a", "b")]
+        with pytest.raises(PolicyError, match="stored policy cannot be loaded") as refused:
+            app.guard.policies.add_role("c", "d")  # refused, not stacked on a broken policy
+        assert not isinstance(refused.value, PolicyRejected)  # the store's fault, not the call's

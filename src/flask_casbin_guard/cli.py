@@ -12,7 +12,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .config import GuardSettings
 from .errors import GuardError
+from .loading import diagnose_policy
 from .pipeline import STATE_KEY, route_of
 from .store.csv import format_line, formula_rows
 
@@ -102,7 +104,23 @@ def policy_list_command(ptype: str | None) -> None:
 
 @policy_cli.command("validate")
 def policy_validate_command() -> None:
-    """Load the model and policy from their sources and report the first problem."""
+    """Load the model and policy from their sources; name every row that stops it loading."""
+    found: AppState | None = current_app.extensions.get(STATE_KEY)
+    if found is None:
+        raise click.ClickException(f"app {current_app.name!r} has no CasbinGuard")
+    try:
+        settings = GuardSettings.from_mapping(found.config, found.guard.options)
+    except GuardError as error:
+        raise click.ClickException(str(error)) from None
+    functions = found.guard.functions
+    _, problems = diagnose_policy(settings, found.root_path, found.instance_path, functions)
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        raise click.ClickException(
+            f"{len(problems)} problem(s): this policy cannot be loaded (running processes keep "
+            "their last good policy)"
+        )
     state = _state()
     try:
         state.reload_policy()

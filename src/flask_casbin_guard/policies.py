@@ -187,7 +187,7 @@ class PolicyManager:
             if self.store is None:
                 change, candidate = decide(self.holder.engine.rows)
                 if change:
-                    self.holder.swap(self._checked_engine(candidate, None))
+                    self.holder.swap(self._checked_engine(candidate, None, None))
                 return Written(_count(change), None, None)
             outcome: list[tuple[Change, PolicyEngine | None]] = []
 
@@ -195,9 +195,11 @@ class PolicyManager:
                 # This process's rows are the stored ones only if nothing was written since
                 # they were read: every write moves the version (writers bypassing the guard
                 # must bump it too, or no process would ever see their rows).
-                rows = self.holder.engine.rows if version == self.version else load()
+                known = version == self.version
+                rows = self.holder.engine.rows if known else load()
                 change, candidate = decide(rows)
-                engine = self._checked_engine(candidate, version) if change else None
+                stored = None if known else rows
+                engine = self._checked_engine(candidate, version, stored) if change else None
                 outcome.append((change, engine))
                 return change
 
@@ -212,12 +214,20 @@ class PolicyManager:
                 self._catch_up()
             return Written(_count(change), seen, version)
 
-    def _checked_engine(self, rows: builtins.list[PolicyRow], version: int | None) -> PolicyEngine:
+    def _checked_engine(
+        self,
+        rows: builtins.list[PolicyRow],
+        version: int | None,
+        stored: Sequence[PolicyRow] | None,
+    ) -> PolicyEngine:
+        """The engine of ``rows``; refused as the change's fault unless ``stored`` (the rows
+        read from the store, when they are not this process's own) fails by itself."""
         try:
             return self._engine(rows)
-        except PolicyRejected:
-            raise
         except PolicyError as error:
+            if stored is not None and _fails(lambda: self._engine(list(stored))):
+                # Written by something that bypassed these checks: not the caller's fault.
+                raise PolicyError(f"the stored policy cannot be loaded: {error}") from None
             raise PolicyRejected(f"the policy would not load: {error}", version=version) from None
 
     def _catch_up(self) -> None:
@@ -248,3 +258,11 @@ class PolicyManager:
 
 def _count(change: Change) -> int:
     return len(change.added) + len(change.removed)
+
+
+def _fails(build: Callable[[], object]) -> bool:
+    try:
+        build()
+    except PolicyError:
+        return True
+    return False

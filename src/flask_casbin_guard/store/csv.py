@@ -117,6 +117,25 @@ def parse_policy(
     return rows
 
 
+def diagnose_lines(
+    lines: Iterable[str], arities: Mapping[str, int], source: str
+) -> tuple[list[PolicyRow], list[str]]:
+    """Every valid row and one problem per invalid line (``policy validate``; loading stops at
+    the first)."""
+    rows: list[PolicyRow] = []
+    problems: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped[0] == "#":
+            continue
+        try:
+            tokens = split_line(stripped)
+            rows.append(check_row(tokens[0], tokens[1:], arities))
+        except ValueError as error:
+            problems.append(f"{source}, line {number}: {error}")
+    return rows, problems
+
+
 def _fast_row(line: str, arities: Mapping[str, int]) -> PolicyRow | None:
     """The row of a bracket-free line that is plainly valid, else ``None`` (checked slowly).
 

@@ -25,6 +25,7 @@ from .csv import (
     PolicyRow,
     check_row,
     decode_policy,
+    diagnose_lines,
     format_line,
     parse_policy,
     split_line,
@@ -68,6 +69,14 @@ class CsvStore:
         known = self._known if dict(wanted) == self.arities else None
         rows = parse_policy(split_lines(text), wanted, self.url, known)
         return version, rows
+
+    def diagnose(self, arities: Mapping[str, int]) -> tuple[list[PolicyRow], list[str]]:
+        """The valid rows and a problem for each invalid line, naming file and line."""
+        try:
+            text = decode_policy(self._read_bytes(), self.url)
+        except PolicyError as error:
+            return [], [str(error)]
+        return diagnose_lines(text.split("\n"), arities, self.url)
 
     def load(self, arities: Mapping[str, int] | None = None) -> list[PolicyRow]:
         return self.load_versioned(arities)[1]

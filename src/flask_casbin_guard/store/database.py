@@ -159,6 +159,18 @@ class DatabaseStore:
         self._known = known
         return rows
 
+    def diagnose(self, arities: Mapping[str, int]) -> tuple[list[PolicyRow], list[str]]:
+        """The valid rows and a problem for each invalid record, naming table and id."""
+        with self._reading("read the policy") as connection:
+            records = connection.execute(select_rows(self._rules).order_by(self._rules.c.id)).all()
+        rows, problems = [], []
+        for record in records:
+            try:
+                rows.append(parse_record(record, arities, self._rules.name))
+            except PolicyError as error:
+                problems.append(str(error))
+        return rows, problems
+
     def export(self) -> list[PolicyRow]:
         """Every row as stored, in id order, without needing the model (``flask guard export``).
 
