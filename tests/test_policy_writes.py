@@ -105,18 +105,17 @@ def test_a_stale_write_keeps_the_rows_written_meanwhile(stores: list[PolicyStore
 
 
 @pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)]
+    "backend", ["csv", "sqlite", pytest.param("postgresql", marks=pytest.mark.services)]
 )
 def test_racing_processes_and_threads_commit_one_serial_history(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """3 processes x 2 threads x 15 random grants and revocations (the by-hand run is larger:
     ``python -m tests.e2e.write_race``, counts in docs/security.md)."""
-    url = (
-        f"sqlite:///{tmp_path / 'race.db'}"
-        if backend == "sqlite"
-        else str(request.getfixturevalue("postgres_url"))
-    )
+    url = {
+        "csv": str(tmp_path / "race.csv"),
+        "sqlite": f"sqlite:///{tmp_path / 'race.db'}",
+    }.get(backend) or str(request.getfixturevalue("postgres_url"))
     counts = race(url, processes=3, threads=2, ops=15, timeout=90)
     print(backend, counts)
     assert counts["calls"] == 90 and counts["final_equal"]

@@ -4,7 +4,9 @@ Each worker process opens the store, builds its policy manager once and never re
 own, so its memory lags every other process's writes (as between watcher rounds, only more).
 Its threads share that manager and call ``write`` with random ``g`` and ``p`` rows over a few
 names, so role cycles are often one write away. Every call is recorded with the store version
-it was decided against (``seen``) and the one it committed (``version``).
+it was decided against (``seen``) and the one it committed (``version``). A CSV file (``--url``
+a path) works too: its versions are hashes, so the calls are ordered by stamps taken under the
+writers' lock instead (:class:`Stamped`).
 
 :func:`verify` then checks that the calls are one serial history: the committed versions are
 ``1..final`` with no gap or repeat, each ``seen + 1``; replaying the committed calls in version
@@ -20,6 +22,7 @@ Run by hand for a larger race (the test suite runs a small one)::
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import random
@@ -30,13 +33,15 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask_casbin_guard.authz.engine import EngineHolder, PolicyEngine
 from flask_casbin_guard.authz.roles import check_role_depth
 from flask_casbin_guard.errors import PolicyError, PolicyRejected
 from flask_casbin_guard.policies import PolicyManager
+from flask_casbin_guard.store.base import Change, Planner, PolicyStore
 from flask_casbin_guard.store.csv import PolicyRow
+from flask_casbin_guard.store.csvstore import CsvStore
 from flask_casbin_guard.store.database import DatabaseStore
 
 ROOT = Path(__file__).parents[2]
@@ -54,11 +59,43 @@ def random_row(rng: random.Random) -> PolicyRow:
     return PolicyRow("p", (rng.choice(NAMES), "data", rng.choice(["read", "write"])))
 
 
+def open_store(url: str) -> PolicyStore:
+    """A database store for a URL, a CSV file store for a path."""
+    if "://" in url:
+        return DatabaseStore(url, ARITIES)
+    return CsvStore(url, ARITIES, create=True)
+
+
+class Stamped:
+    """A store whose writes stamp their place in the serial order.
+
+    A CSV file's version is a hash of its bytes, which repeats when a row comes and goes: the
+    stamp is taken inside the plan, which runs under the writers' lock (CLOCK_MONOTONIC is one
+    clock for every process), so stamps order the writes as they happened.
+    """
+
+    def __init__(self, store: PolicyStore) -> None:
+        self.store = store
+        self.stamp = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def write(self, plan: Planner, progress: Any = None) -> tuple[int, int]:
+        def inner(version: int, load: Any) -> Change:
+            self.stamp.value = time.monotonic_ns()
+            return plan(version, load)
+
+        return self.store.write(inner, progress)
+
+
 def worker(url: str, seed: int, ops: int, threads: int) -> None:
     """One process: race, print the records, then (told to) reload and print its policy."""
-    store = DatabaseStore(url, ARITIES)
-    version, rows = store.load_versioned()
-    manager = PolicyManager(MODEL, "race", store, EngineHolder(PolicyEngine(MODEL, rows)))
+    store = open_store(url)
+    version, rows = store.load_versioned(ARITIES)
+    stamped = Stamped(store)
+    holder = EngineHolder(PolicyEngine(MODEL, rows))
+    manager = PolicyManager(MODEL, "race", cast(PolicyStore, stamped), holder)
     manager.version = version
     records: list[dict[str, Any]] = []
     start = threading.Barrier(threads)
@@ -75,6 +112,7 @@ def worker(url: str, seed: int, ops: int, threads: int) -> None:
                 record.update(version=written.version)
             except PolicyRejected as error:
                 record.update(result="refused", seen=error.version, version=None)
+            record["stamp"] = stamped.stamp.value
             records.append(record)
 
     pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
@@ -91,7 +129,7 @@ def worker(url: str, seed: int, ops: int, threads: int) -> None:
 
 def race(url: str, processes: int, threads: int, ops: int, timeout: float = 120) -> dict[str, Any]:
     """Run the race and verify it; return the counts."""
-    DatabaseStore(url, ARITIES).close()  # the schema, before the processes race to create it
+    open_store(url).close()  # the schema (or file), before the processes race to create it
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     command = [sys.executable, "-m", "tests.e2e.write_race", "--url", url, "--worker"]
     children = [
@@ -123,13 +161,29 @@ def race(url: str, processes: int, threads: int, ops: int, timeout: float = 120)
             for stream in (child.stdin, child.stdout):
                 if stream is not None:
                     stream.close()
-    store = DatabaseStore(url, ARITIES)
+    store = open_store(url)
     try:
-        version, stored = store.load_versioned()
+        version, stored = store.load_versioned(ARITIES)
     finally:
         store.close()
     calls = [record for per_process in records for record in per_process]
+    if "://" not in url:
+        calls, version = by_stamp(calls)
     return verify(calls, version, [tuple([row.ptype, *row.values]) for row in stored], finals)
+
+
+def by_stamp(calls: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The calls with counter versions from their stamps (for stores whose versions are hashes):
+    a committed call is the n-th write, and every call saw the writes stamped before it."""
+    stamps = sorted(c["stamp"] for c in calls if c["result"] is True)
+    renumbered = []
+    for call in calls:
+        seen = bisect.bisect_left(stamps, call["stamp"])
+        version = (
+            seen + 1 if call["result"] is True else (None if call["version"] is None else seen)
+        )
+        renumbered.append({**call, "seen": seen, "version": version})
+    return renumbered, len(stamps)
 
 
 def _line(child: subprocess.Popen[str], deadline: float) -> str:
