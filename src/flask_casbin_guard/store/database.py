@@ -25,6 +25,7 @@ from .base import Change, Planner
 from .csv import PolicyRow, format_line
 from .schema import (
     VALUE_COLUMNS,
+    apply_change,
     as_record,
     bump_version,
     check_arities,
@@ -196,35 +197,20 @@ class DatabaseStore:
         :return: the version the plan saw and the version committed (equal: nothing changed).
         """
 
+        def checked(change: Change) -> Change:
+            removed = frozenset(checked_rows(self.arities, change.removed, "row"))
+            added = tuple(checked_rows(self.arities, change.added, "row"))
+            return Change(added, removed, change.replace)
+
         def work(connection: Connection, after: int) -> tuple[tuple[int, int], bool]:
             before = after - 1
             change = plan(before, lambda: self._rows(connection, self.arities))
             if not change:
                 return (before, before), False
-            self._apply(connection, change, progress)
+            apply_change(connection, self._rules, checked(change), progress)
             return (before, after), True
 
         return self._write("write the policy", work)
-
-    def _apply(
-        self,
-        connection: Connection,
-        change: Change,
-        progress: Callable[[int], object] | None,
-    ) -> None:
-        if change.replace:
-            connection.execute(delete(self._rules))
-        elif change.removed:
-            found = find_rows(
-                connection, self._rules, checked_rows(self.arities, change.removed, "row")
-            )
-            delete_ids(connection, self._rules, [i for ids in found.values() for i in ids])
-        added = checked_rows(self.arities, change.added, "row")
-        for start in range(0, len(added), 5000):
-            batch = added[start : start + 5000]
-            connection.execute(insert(self._rules), [as_record(row) for row in batch])
-            if progress is not None:
-                progress(start + len(batch))
 
     def add(self, rows: Iterable[PolicyRow]) -> list[PolicyRow]:
         """Store the rows not stored yet; return them (duplicates in ``rows`` count once)."""

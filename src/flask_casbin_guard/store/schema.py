@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +40,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..errors import ConfigurationError, PolicyError
+from .base import Change
 from .csv import MAX_VALUE_LENGTH, PolicyRow, check_row
 
 #: values per rule the ``casbin_rule`` schema can hold
@@ -356,3 +357,24 @@ def bump_version(connection: Connection, versions: Table, name: str) -> int:
         connection.execute(insert(versions).values(name=name, version=1))
         return 1
     return int(bumped)
+
+
+def apply_change(
+    connection: Connection,
+    rules: Table,
+    change: Change,
+    progress: Callable[[int], object] | None = None,
+) -> None:
+    """Make a checked change: delete every row (``replace``) or every copy of the removed
+    rows, then insert the added rows in batches, calling ``progress`` after each."""
+    if change.replace:
+        connection.execute(delete(rules))
+    elif change.removed:
+        found = find_rows(connection, rules, change.removed)
+        delete_ids(connection, rules, [i for ids in found.values() for i in ids])
+    added = change.added
+    for start in range(0, len(added), LOOKUP_CHUNK * 5):
+        batch = added[start : start + LOOKUP_CHUNK * 5]
+        connection.execute(insert(rules), [as_record(row) for row in batch])
+        if progress is not None:
+            progress(start + len(batch))
