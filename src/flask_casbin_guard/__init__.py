@@ -23,6 +23,7 @@ from .errors import ObjectNotFound as ObjectNotFound
 from .errors import ParameterError as ParameterError
 from .errors import ParamIssue as ParamIssue
 from .errors import PolicyError as PolicyError
+from .errors import PolicyRejected as PolicyRejected
 from .errors import PolicyUnavailable as PolicyUnavailable
 from .extension import CasbinGuard as CasbinGuard
 from .extension import current_user as current_user

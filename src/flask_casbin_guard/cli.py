@@ -14,8 +14,11 @@ from flask.cli import AppGroup
 
 from .authz.declarations import parse_declaration
 from .classviews import compile_endpoint
+from .config import GuardSettings
 from .errors import ConfigurationError, GuardError, LoginUnavailable
+from .loading import diagnose_policy
 from .pipeline import STATE_KEY, GuardedRoute, route_of
+from .store.csv import format_line, formula_rows
 
 if TYPE_CHECKING:
     from .policies import PolicyManager
@@ -139,7 +142,23 @@ def policy_list_command(ptype: str | None) -> None:
 
 @policy_cli.command("validate")
 def policy_validate_command() -> None:
-    """Load the model and policy from their sources and report the first problem."""
+    """Load the model and policy from their sources; name every row that stops it loading."""
+    found: AppState | None = current_app.extensions.get(STATE_KEY)
+    if found is None:
+        raise click.ClickException(f"app {current_app.name!r} has no CasbinGuard")
+    try:
+        settings = GuardSettings.from_mapping(found.config, found.guard.options)
+    except GuardError as error:
+        raise click.ClickException(str(error)) from None
+    functions = found.guard.functions
+    _, problems = diagnose_policy(settings, found.root_path, found.instance_path, functions)
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        raise click.ClickException(
+            f"{len(problems)} problem(s): this policy cannot be loaded (running processes keep "
+            "their last good policy)"
+        )
     state = _state()
     try:
         state.reload_policy()
@@ -190,11 +209,27 @@ def policy_import_command(path: str, replace: bool) -> None:
 
 
 @policy_cli.command("export")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
 def policy_export_command(path: str) -> None:
-    """Write the policy to a CSV file."""
-    count = _change(lambda policies: policies.export_csv(path))
-    click.echo(f"{count} rule(s) written to {path}")
+    """Write the policy to a CSV file (``-``: standard output), values as they are."""
+    rows = _state().holder.engine.rows
+    if path == "-":
+        for row in rows:
+            click.echo(format_line(row))
+        count = len(rows)
+    else:
+        count = _change(lambda policies: policies.export_csv(path))
+    risky = formula_rows(rows)
+    if risky:
+        # Kept as they are: the file must import back as the same rules, and Casbin's format
+        # has no quoting that would neutralise them. Said here, where the file is made.
+        click.echo(
+            f"warning: {len(risky)} rule(s) hold a value starting with =, +, - or @, which a "
+            f"spreadsheet would run as a formula (first: {format_line(risky[0])!r}); open the "
+            "file as text, not in a spreadsheet",
+            err=True,
+        )
+    click.echo(f"{count} rule(s) written to {path}", err=path == "-")
 
 
 @role_cli.command("add")

@@ -53,6 +53,16 @@ class PolicyError(GuardError):
         self.original_error = original_error
 
 
+class PolicyRejected(PolicyError):
+    """A policy change refused for what it asks: an invalid rule, or a policy that would not
+    load (a role cycle, a chain too deep). Its message names rules, never a file or database."""
+
+    def __init__(self, message: str, *, version: int | None = None) -> None:
+        super().__init__(message)
+        #: the store version the change was decided against (``None``: refused before that)
+        self.version = version
+
+
 @dataclass(frozen=True, slots=True)
 class ParamIssue:
     """One problem found while binding request parameters."""

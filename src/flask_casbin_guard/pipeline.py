@@ -22,6 +22,7 @@ from . import signals
 from .authz.declarations import Declaration, ObjectPermission, parse_declaration
 from .authz.engine import PolicyEngine
 from .authz.objects import check_object_values
+from .authz.tenants import has_domains
 from .errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -361,8 +362,8 @@ def admit(route: GuardedRoute, view_args: dict[str, Any]) -> dict[str, Any]:
 def _tenant(
     state: AppState, engine: PolicyEngine, view_args: dict[str, Any], identity: Identity
 ) -> str | None:
-    if len(engine.request_tokens) != 4 and engine.arities.get("g") != 3:
-        return None  # no domains in this model
+    if not has_domains(engine):
+        return None
     if state.tenants is None:
         raise ConfigurationError(
             "the Casbin model has domains: set GUARD_TENANT to say where a request's tenant is"

@@ -165,6 +165,11 @@ class PolicyEngine:
             token.removeprefix("r_") for token in model["r"]["r"].tokens
         )
         self.arities = model_arities(model)
+        #: each ``p`` type's tokens without their prefix (``{"p": ("sub", "dom", "obj", "act")}``)
+        self.policy_tokens: dict[str, tuple[str, ...]] = {
+            ptype: tuple(token.removeprefix(f"{ptype}_") for token in assertion.tokens)
+            for ptype, assertion in model["p"].items()
+        }
         #: the model has ``g = _, _``: role declarations can be checked
         self.has_roles = self.arities.get("g") == 2
         self.rows: tuple[PolicyRow, ...] = tuple(rows)
