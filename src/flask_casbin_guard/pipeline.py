@@ -18,7 +18,8 @@ from flask.sessions import SessionMixin
 from werkzeug.routing import Map, Rule
 
 from . import signals
-from .authz.declarations import Declaration, ObjectPermission, parse_declaration
+from .authz.decide import Caller, check_objects, check_route_level
+from .authz.declarations import Declaration, parse_declaration
 from .authz.engine import PolicyEngine
 from .authz.objects import check_object_values
 from .errors import (
@@ -26,16 +27,13 @@ from .errors import (
     AuthenticationRequired,
     ConfigurationError,
     GuardHTTPError,
-    ObjectNotFound,
     ParameterError,
-    PolicyError,
-    PolicyUnavailable,
 )
 from .identity import Identity
 from .params.bind import bind
 from .params.markers import CurrentUser
 from .params.plan import BindingPlan, Provider, Resolver, check_path_params, compile_plan
-from .types import ViewFunc
+from .types import ObjectLoader, ViewFunc
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -233,11 +231,14 @@ def explain_refusal(error: GuardHTTPError) -> None:
         memo.explain.append(f"refused {error.status}: {error.log_message}")
 
 
-def _explain(caller: _Caller, allowed: bool, text: str) -> None:
-    if caller.explain:
-        memo = request_memo()
-        memo.explain.append(f"{'allow' if allowed else 'deny'} {text}")
-        memo.denial_explained = memo.denial_explained or not allowed
+def _note(allowed: bool, text: str) -> None:
+    memo = request_memo()
+    memo.explain.append(f"{'allow' if allowed else 'deny'} {text}")
+    memo.denial_explained = memo.denial_explained or not allowed
+
+
+def _load(loader: ObjectLoader, value: Any) -> Any:
+    return loader(value)
 
 
 def current_session() -> Any:
@@ -252,20 +253,6 @@ def known_login() -> str | None:
     return next((identity.login for identity in identities if identity is not None), None)
 
 
-@dataclass(frozen=True, slots=True)
-class _Caller:
-    """Who asks, under which engine and tenant: what every Casbin check of a request needs."""
-
-    engine: PolicyEngine
-    route: GuardedRoute
-    #: the Casbin subject: the login, after ``GUARD_USER_PREFIX``
-    login: str
-    #: the request's tenant (Casbin domain) for models with domains, else ``None``
-    tenant: str | None
-    #: record each decision and its rule for the dev-mode explain header
-    explain: bool = False
-
-
 def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     state = current_state()
     state.ensure_ready()
@@ -273,8 +260,8 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     if declaration.close:
         raise AccessDenied(f"{route.endpoint}: closed route")
     # One engine for the whole request, even if a reload swaps another in meanwhile.
-    explain = state.explain
-    caller = _Caller(state.holder.engine, route, "", None, explain)
+    note = _note if state.explain else None
+    caller = Caller(state.holder.engine, route.endpoint, "", None, note)
     if declaration.needs_user:
         identity = current_identity(state, route.authn)
         if identity is None:
@@ -285,8 +272,9 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
             # as a role keeps his rights. Squatted role names are refused where accounts are
             # made; GUARD_USER_PREFIX keeps users from elsewhere apart from roles.
             subject = state.settings.user_prefix + identity.login
-            caller = _Caller(caller.engine, route, subject, tenant, explain)
-            _check_route_level(caller)
+            caller = Caller(caller.engine, route.endpoint, subject, tenant, note)
+            rule = request.url_rule.rule if request.url_rule else request.path
+            check_route_level(caller, declaration, rule, request.method)
     if route.plan.params:
         values, issues = bind(route.plan, view_args, request)
         if issues:
@@ -297,8 +285,8 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
         check_path_params(route.plan, route.endpoint, list(view_args))
     if declaration.objects:
         check_object_values(declaration, route.plan, values, view_args)
-    for permission in declaration.objects:
-        _check_object(state, caller, permission, values[permission.param])
+        loaders = state.guard.object_loaders
+        check_objects(caller, declaration.objects, values, loaders, _load)
     view = current_app.ensure_sync(route.view) if route.is_async else route.view
     return view(**values)
 
@@ -313,65 +301,6 @@ def _tenant(
             "the Casbin model has domains: set GUARD_TENANT to say where a request's tenant is"
         )
     return state.tenants.resolve(request, view_args, identity)
-
-
-def _check_route_level(caller: _Caller) -> None:
-    engine, route, login = caller.engine, caller.route, caller.login
-    declaration = route.declaration
-    if declaration.roles and engine.arities.get("g") not in (2, 3):
-        raise ConfigurationError(
-            f"endpoint {route.endpoint!r} declares roles but the Casbin model has no 'g' roles"
-        )
-    for role in declaration.roles:
-        held = engine.has_role(login, role, caller.tenant)
-        _explain(caller, held, f"role {role} for {login!r}")
-        if not held:
-            raise AccessDenied(f"{route.endpoint}: {login!r} lacks role {role!r}")
-    if declaration.route:
-        rule = request.url_rule.rule if request.url_rule else request.path
-        method = "GET" if request.method == "HEAD" else request.method
-        _decide(caller, rule, method)
-
-
-def _check_object(
-    state: AppState, caller: _Caller, permission: ObjectPermission, value: Any
-) -> None:
-    loader = state.guard.object_loaders.get(permission.type)
-    if loader is not None:
-        target = loader(value)
-        if target is None:
-            raise ObjectNotFound(f"{caller.route.endpoint}: no {permission.type} {value!r}")
-    else:
-        text = str(value)
-        if not text.isprintable():
-            raise AccessDenied(f"{caller.route.endpoint}: unprintable object value")
-        target = f"{permission.type}:{text}"
-    _decide(caller, target, permission.action)
-
-
-def _decide(caller: _Caller, obj: Any, act: str) -> None:
-    engine, endpoint, login = caller.engine, caller.route.endpoint, caller.login
-    rvals: tuple[Any, ...] = (login, obj, act)
-    if caller.tenant is not None:
-        tokens = engine.request_tokens
-        # Where the model puts the domain ("r = sub, obj, dom, act" is one of Casbin's own
-        # examples); second when the model does not call it "dom".
-        at = tokens.index("dom") if "dom" in tokens and len(tokens) == 4 else 1
-        rvals = (*rvals[:at], caller.tenant, *rvals[at:])
-    if len(engine.request_tokens) != len(rvals):
-        raise ConfigurationError(
-            f"endpoint {endpoint!r}: route and object permissions need a model whose request "
-            f"is (sub, obj, act) or (sub, dom, obj, act); this one has {engine.request_tokens}"
-        )
-    try:
-        allowed, rule = engine.explain(*rvals)
-    except PolicyError as error:
-        # Logged once, by the error renderer; the message names the failure, not the policy.
-        raise PolicyUnavailable(f"{endpoint}: {error}") from None
-    because = f" (rule: {', '.join(rule)})" if rule else " (no rule matched)"
-    _explain(caller, allowed, f"{act} {obj}{because}")
-    if not allowed:
-        raise AccessDenied(f"{endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
 
 
 def builtin_providers(guard: Any) -> dict[Any, Provider]:
