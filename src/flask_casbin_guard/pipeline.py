@@ -238,7 +238,8 @@ def _note(allowed: bool, text: str) -> None:
 
 
 def _load(loader: ObjectLoader, value: Any) -> Any:
-    return loader(value)
+    # Async loaders are awaited as async views are (asgiref); sync ones are called as they are.
+    return current_app.ensure_sync(loader)(value)
 
 
 def current_session() -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import (
     AccessDenied,
     ConfigurationError,
+    ObjectAccessDenied,
     ObjectNotFound,
     PolicyError,
     PolicyUnavailable,
@@ -60,20 +61,31 @@ def check_objects(
     loaders: Mapping[str, ObjectLoader],
     load: Callable[[ObjectLoader, Any], Any],
 ) -> None:
-    """Decide every object permission; ``load(loader, value)`` calls an object loader."""
+    """Decide every object permission; ``load(loader, value)`` calls an object loader.
+
+    Permissions decided on the value alone come first, so a caller they deny never makes a
+    loader run. A loaded object the caller may not act on is answered as a missing one
+    (:class:`ObjectAccessDenied`, 404): a denied caller cannot tell present from missing.
+    """
+    loaded: list[tuple[ObjectPermission, ObjectLoader, Any]] = []
     for permission in objects:
         loader = loaders.get(permission.type)
         value = values[permission.param]
-        if loader is None:
-            text = str(value)
-            if not text.isprintable():
-                raise AccessDenied(f"{caller.endpoint}: unprintable object value")
-            decide(caller, f"{permission.type}:{text}", permission.action)
-        else:
-            target = load(loader, value)
-            if target is None:
-                raise ObjectNotFound(f"{caller.endpoint}: no {permission.type} {value!r}")
+        if loader is not None:
+            loaded.append((permission, loader, value))
+            continue
+        text = str(value)
+        if not text.isprintable():
+            raise AccessDenied(f"{caller.endpoint}: unprintable object value")
+        decide(caller, f"{permission.type}:{text}", permission.action)
+    for permission, loader, value in loaded:
+        target = load(loader, value)
+        if target is None:
+            raise ObjectNotFound(f"{caller.endpoint}: no {permission.type} {value!r}")
+        try:
             decide(caller, target, permission.action)
+        except AccessDenied as denied:
+            raise ObjectAccessDenied(denied.log_message) from None
 
 
 def decide(caller: Caller, obj: Any, act: str) -> None:

@@ -1,0 +1,121 @@
+"""Trust IV (issue 23): what a caller may not see, attacked through HTTP.
+
+- A caller denied on an object cannot tell whether it exists (items 3).
+- Equal numbers name one object, so a deny cannot be passed by spelling a number otherwise (4).
+- The view runs as the user the decision was made for, whatever other credentials ride along (7).
+- Only the static endpoints Flask registered for a static folder are open as static files (10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import flask
+import pytest
+
+from flask_casbin_guard import CasbinGuard
+
+SECRET = "a-session-secret-of-more-than-32-characters"
+
+
+def plain_app(config: dict[str, Any], **extra: Any) -> tuple[flask.Flask, CasbinGuard]:
+    app = flask.Flask("trust4")
+    app.config.update(config, **extra)
+    return app, CasbinGuard(app)
+
+
+def fake(user: str) -> dict[str, str]:
+    return {"X-Fake-User": user}
+
+
+def same_answer(first: Any, second: Any) -> None:
+    """Status, body and headers (but the date) are identical."""
+    assert first.status_code == second.status_code
+    assert first.get_data() == second.get_data()
+    headers = [dict(r.headers) for r in (first, second)]
+    for found in headers:
+        found.pop("Date", None)
+    assert headers[0] == headers[1]
+
+
+# -- 3. no existence oracle --------------------------------------------------------------------
+EXISTENCE_POLICY = """\
+p, alice, doc:7, read
+p, bob, doc:7, read
+p, alice, store:1, manage
+"""
+
+
+def existence_app(config: dict[str, Any], write_file: Any, *, run_async: bool) -> flask.Flask:
+    app, guard = plain_app(
+        config, GUARD_AUTH=["fake"], GUARD_POLICY=write_file("p.csv", EXISTENCE_POLICY)
+    )
+    docs = {7, 9}
+    app.extensions["loaded"] = loaded = []
+
+    if run_async:
+
+        @guard.object_loader("doc")
+        async def load_doc(did: int) -> str | None:
+            await asyncio.sleep(0)
+            loaded.append(did)
+            return f"doc:{did}" if did in docs else None
+
+    else:
+
+        @guard.object_loader("doc")
+        def load_doc(did: int) -> str | None:
+            loaded.append(did)
+            return f"doc:{did}" if did in docs else None
+
+    @app.get("/doc/<int:did>")
+    @guard.authorize(("doc", "did", "read"))
+    def doc(did: int) -> dict[str, int]:
+        return {"did": did}
+
+    @app.get("/doc/<int:did>/store/<int:sid>")
+    @guard.authorize([("doc", "did", "read"), ("store", "sid", "manage")])
+    def doc_in_store(did: int, sid: int) -> dict[str, int]:
+        return {"did": did, "sid": sid}
+
+    @app.get("/managed/<int:did>")
+    @guard.authorize(["manager", ("doc", "did", "read")])
+    def managed(did: int) -> dict[str, int]:
+        return {"did": did}
+
+    return app
+
+
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync_loader", "async_loader"])
+def test_a_denied_caller_gets_the_same_answer_for_present_and_missing_objects(
+    guard_config: dict[str, Any], write_file: Any, run_async: bool
+) -> None:
+    client = existence_app(guard_config, write_file, run_async=run_async).test_client()
+    present = client.get("/doc/9", headers=fake("mallory"))
+    missing = client.get("/doc/8", headers=fake("mallory"))
+    same_answer(present, missing)
+    assert present.status_code == 404
+    assert present.json == {"error": "not_found", "message": "object not found", "status": 404}
+    # A caller who may read it is served; a missing object is a 404 for him too.
+    assert client.get("/doc/7", headers=fake("alice")).json == {"did": 7}
+    same_answer(client.get("/doc/8", headers=fake("alice")), missing)
+
+
+def test_checks_that_need_no_object_come_before_any_loader(
+    guard_config: dict[str, Any], write_file: Any
+) -> None:
+    app = existence_app(guard_config, write_file, run_async=False)
+    client = app.test_client()
+    # bob may read doc 7 but manage no store: the store decides, whatever the doc.
+    present = client.get("/doc/7/store/1", headers=fake("bob"))
+    missing = client.get("/doc/8/store/1", headers=fake("bob"))
+    same_answer(present, missing)
+    assert present.status_code == 403
+    # A missing role is known before the object is looked for.
+    same_answer(
+        client.get("/managed/7", headers=fake("mallory")),
+        client.get("/managed/8", headers=fake("mallory")),
+    )
+    assert app.extensions["loaded"] == []
+    assert client.get("/doc/7/store/1", headers=fake("alice")).json == {"did": 7, "sid": 1}
