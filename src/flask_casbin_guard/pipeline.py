@@ -42,7 +42,6 @@ STATE_KEY = "casbin_guard.state"
 #: the attribute of the request object holding what the guard remembers about that request
 MEMO_ATTRIBUTE = "_casbin_guard_memo"
 EXPLAIN_HEADER = "X-Guard-Explain"
-_UNSET = object()
 
 
 @dataclass(slots=True)
@@ -54,8 +53,13 @@ class RequestMemo:
     serves, so the first caller's identity would be reused for everyone after it.
     """
 
-    #: the caller per scheme restriction (a route's ``authn=``), ``None`` when anonymous
-    identities: dict[frozenset[str] | None, Identity | None] = field(default_factory=dict)
+    #: the schemes the caller is resolved with: its route's ``authn=`` (``None``: all enabled)
+    schemes: frozenset[str] | None = None
+    #: ``schemes`` is fixed, by the guarded route or by the endpoint the request was routed to
+    scoped: bool = False
+    #: the one caller of this request once ``resolved``, ``None`` when anonymous
+    identity: Identity | None = None
+    resolved: bool = False
     #: dev mode: the decisions and refusals of this request, for the explain header
     explain: list[str] = field(default_factory=list)
     #: dev mode: a Casbin decision already explained the denial of this request
@@ -196,21 +200,44 @@ def current_state() -> AppState:
     return state
 
 
-def current_identity(
-    state: AppState | None = None, schemes: frozenset[str] | None = None
-) -> Identity | None:
+def current_identity(state: AppState | None = None) -> Identity | None:
     """The caller, authenticating on first use in this request (see :class:`RequestMemo`).
 
-    ``schemes`` restricts the schemes tried (a route's ``authn=``); each restriction is
-    resolved once per request.
+    One identity per request, resolved once with the schemes its route accepts: the decision,
+    the injected ``CurrentUser``/``Identity`` and ``current_user`` (in ``before_request``
+    functions too) all see it, so a session riding along with a bearer token on an
+    ``authn="bearer"`` route can never hand the view another user than the one authorized.
     """
-    memo = request_memo().identities
-    if schemes not in memo:
-        identity = (state or current_state()).authenticate(request, schemes)
-        memo[schemes] = identity
+    memo = request_memo()
+    if not memo.scoped:
+        memo.schemes, memo.scoped = _endpoint_schemes(), True
+    if not memo.resolved:
+        identity = (state or current_state()).authenticate(request, memo.schemes)
+        memo.identity, memo.resolved = identity, True
         if identity is not None:
             signals.authenticated.send(current_sender(), identity=identity)
-    return memo[schemes]
+    return memo.identity
+
+
+def _endpoint_schemes() -> frozenset[str] | None:
+    """The ``authn=`` of the guarded route the request was routed to, if any."""
+    endpoint = request.endpoint
+    route = route_of(current_app.view_functions.get(endpoint)) if endpoint else None
+    return route.authn if route is not None else None
+
+
+def _scope(route: GuardedRoute) -> None:
+    """Fix this request's schemes to ``route``'s; a second, different restriction is refused."""
+    memo = request_memo()
+    if not memo.scoped:
+        memo.schemes, memo.scoped = route.authn, True
+    elif memo.schemes != route.authn:
+        # A guarded view called from another view: deciding for one identity and injecting
+        # another is what one identity per request rules out.
+        raise ConfigurationError(
+            f"endpoint {route.endpoint!r} (authn={sorted(route.authn or ())}) runs in a request "
+            f"whose caller was resolved with authn={sorted(memo.schemes or ())}"
+        )
 
 
 def explain_header(response: Any) -> Any:
@@ -250,13 +277,14 @@ def current_session() -> Any:
 def known_login() -> str | None:
     """The login already authenticated in this request, if any (for audit records)."""
     memo = getattr(request, MEMO_ATTRIBUTE, None)
-    identities = memo.identities.values() if isinstance(memo, RequestMemo) else ()
-    return next((identity.login for identity in identities if identity is not None), None)
+    identity = memo.identity if isinstance(memo, RequestMemo) else None
+    return identity.login if identity is not None else None
 
 
 def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     state = current_state()
     state.ensure_ready()
+    _scope(route)
     declaration = route.declaration
     if declaration.close:
         raise AccessDenied(f"{route.endpoint}: closed route")
@@ -264,7 +292,7 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     note = _note if state.explain else None
     caller = Caller(state.holder.engine, route.endpoint, "", None, note)
     if declaration.needs_user:
-        identity = current_identity(state, route.authn)
+        identity = current_identity(state)
         if identity is None:
             raise AuthenticationRequired(f"{route.endpoint}: no credentials")
         if declaration.uses_policy:

@@ -13,8 +13,12 @@ from typing import Any
 
 import flask
 import pytest
+from flask.testing import FlaskClient
 
-from flask_casbin_guard import CasbinGuard
+from conftest import PASSWORDS
+from flask_casbin_guard import CasbinGuard, CurrentUser, Identity, current_user
+from flask_casbin_guard.auth import auth_blueprint
+from helpers import bearer
 
 SECRET = "a-session-secret-of-more-than-32-characters"
 
@@ -119,3 +123,51 @@ def test_checks_that_need_no_object_come_before_any_loader(
     )
     assert app.extensions["loaded"] == []
     assert client.get("/doc/7/store/1", headers=fake("alice")).json == {"did": 7, "sid": 1}
+
+
+# -- 7. the view runs as the user who was authorized ------------------------------------------
+def two_identities_app(config: dict[str, Any]) -> flask.Flask:
+    """Session first in GUARD_AUTH, routes that accept bearer tokens only."""
+    app, guard = plain_app(config, SECRET_KEY=SECRET, GUARD_AUTH=["session", "bearer"])
+    app.register_blueprint(auth_blueprint(), url_prefix="/auth")
+    app.extensions["before"] = before = []
+
+    @app.before_request
+    def note_the_user() -> None:
+        before.append(guard.current_user if current_user else None)
+
+    @app.get("/store/<int:sid>")
+    @guard.authorize(("store", "sid", "manager"), authn="bearer")
+    def store(sid: int, user: CurrentUser, identity: Identity) -> dict[str, Any]:
+        return {"user": user, "identity": identity.login, "current_user": guard.current_user}
+
+    @app.get("/hello")
+    @guard.authorize("OPEN", authn="bearer")
+    def hello(user: CurrentUser | None) -> dict[str, Any]:
+        return {"user": user, "current_user": guard.current_user}
+
+    return app
+
+
+def session_of(client: FlaskClient, login: str) -> None:
+    response = client.post("/auth/login", json={"login": login, "password": PASSWORDS[login]})
+    assert response.status_code == 200, response.json
+
+
+def test_the_view_gets_the_identity_the_decision_was_made_for(
+    guard_config: dict[str, Any],
+) -> None:
+    app = two_identities_app(guard_config)
+    client = app.test_client()
+    session_of(client, "carol")  # a session cookie for carol, who manages store 1
+    with app.app_context():
+        bob = bearer(app.extensions["casbin_guard"].create_token("bob"))  # manages store 7
+    answer = client.get("/store/7", headers=bob)
+    assert answer.json == {"user": "bob", "identity": "bob", "current_user": "bob"}
+    # bob decides: carol's session lends him nothing, and alone it is no credential here.
+    assert client.get("/store/1", headers=bob).status_code == 403
+    assert client.get("/store/1").status_code == 401
+    assert client.get("/hello", headers=bob).json == {"user": "bob", "current_user": "bob"}
+    assert client.get("/hello").json == {"user": None, "current_user": None}
+    # before_request functions see the caller the view sees, never carol.
+    assert app.extensions["before"][-5:] == ["bob", "bob", None, "bob", None]
