@@ -21,7 +21,7 @@ from . import signals
 from .authz.decide import Caller, check_objects, check_route_level
 from .authz.declarations import Declaration, parse_declaration
 from .authz.engine import PolicyEngine
-from .authz.objects import check_object_values
+from .authz.objects import check_object_params, check_object_values
 from .errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -118,6 +118,7 @@ def compile_route(
         strict=strict,
         rule_converters=variables,
     )
+    check_object_params(declaration, plan, endpoint)
     bound = {s.name for s in plan.params if s.provider is None}
     for param in sorted(declaration.params - bound):
         raise ConfigurationError(

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import flask
@@ -16,7 +17,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from conftest import PASSWORDS
-from flask_casbin_guard import CasbinGuard, CurrentUser, Identity, current_user
+from flask_casbin_guard import CasbinGuard, ConfigurationError, CurrentUser, Identity, current_user
 from flask_casbin_guard.auth import auth_blueprint
 from helpers import bearer
 
@@ -171,3 +172,106 @@ def test_the_view_gets_the_identity_the_decision_was_made_for(
     assert client.get("/hello").json == {"user": None, "current_user": None}
     # before_request functions see the caller the view sees, never carol.
     assert app.extensions["before"][-5:] == ["bob", "bob", None, "bob", None]
+
+
+# -- 4. numbers are canonical before they become objects --------------------------------------
+DENY_OVERRIDE = """\
+[request_definition]
+r = sub, obj, act
+
+[policy_definition]
+p = sub, obj, act, eft
+
+[policy_effect]
+e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
+
+[matchers]
+m = r.sub == p.sub && keyMatch(r.obj, p.obj) && r.act == p.act
+"""
+NUMBERS_POLICY = """\
+p, alice, account:*, read, allow
+p, alice, account:7, read, deny
+p, alice, price:*, read, allow
+p, alice, price:0, read, deny
+p, alice, price:0.5, read, deny
+p, alice, price:1000, read, deny
+"""
+#: spellings of the denied numbers, each equal to 7, 0, 0.5 or 1000
+SEVEN = ["7", "7.0", "7.00", "70e-1", "0.7e1", "+7", "07", "7.000000000000000000000000000001e0"]
+ZERO = ["0", "-0", "0.0", "-0.0", "+0", "0e5", "-0e-5", "00"]
+HALF = ["0.5", "0.50", ".5", "5e-1", "50E-2", "+0.5"]
+THOUSAND = ["1000", "1e3", "1E+3", "1000.0", "10e2", "0.001e6"]
+
+
+def numbers_app(config: dict[str, Any], write_file: Any) -> flask.Flask:
+    app, guard = plain_app(
+        config,
+        GUARD_AUTH=["fake"],
+        GUARD_MODEL=DENY_OVERRIDE,
+        GUARD_POLICY=write_file("numbers.csv", NUMBERS_POLICY),
+    )
+
+    @app.get("/account/<acct>")
+    @guard.authorize(("account", "acct", "read"))
+    def account(acct: float) -> dict[str, Any]:
+        return {"acct": acct}
+
+    @app.get("/daccount/<acct>")
+    @guard.authorize(("account", "acct", "read"))
+    def daccount(acct: Decimal) -> dict[str, Any]:
+        return {"acct": str(acct)}
+
+    @app.get("/iaccount/<acct>")
+    @guard.authorize(("account", "acct", "read"))
+    def iaccount(acct: int) -> dict[str, Any]:
+        return {"acct": acct}
+
+    @app.get("/price/<price>")
+    @guard.authorize(("price", "price", "read"))
+    def price(price: float) -> dict[str, Any]:
+        return {"price": price}
+
+    @app.route("/dprice", methods=["GET", "POST"])
+    @guard.authorize(("price", "price", "read"))
+    def dprice(price: Decimal) -> dict[str, Any]:
+        return {"price": str(price)}
+
+    return app
+
+
+def test_every_spelling_of_a_denied_number_is_denied(
+    guard_config: dict[str, Any], write_file: Any
+) -> None:
+    client = numbers_app(guard_config, write_file).test_client()
+    alice = fake("alice")
+    # "7.000000000000000000000000000001e0" is 7 as a float, not as a Decimal.
+    for spelling in SEVEN:
+        assert client.get(f"/account/{spelling}", headers=alice).status_code == 403, spelling
+        decimal = client.get(f"/daccount/{spelling}", headers=alice).status_code
+        assert decimal == (200 if "0001" in spelling else 403), spelling
+    for spelling in ("7", "+7", "07", "007"):
+        assert client.get(f"/iaccount/{spelling}", headers=alice).status_code == 403, spelling
+    for spelling in ZERO + HALF + THOUSAND:
+        assert client.get(f"/price/{spelling}", headers=alice).status_code == 403, spelling
+        query = client.get("/dprice", query_string={"price": spelling}, headers=alice)
+        assert query.status_code == 403, spelling
+    for number in (0, 0.0, -0.0, "-0", 0.5, "0.50", 1000, 1e3, 1000.0, "1E+3"):
+        response = client.post("/dprice", json={"price": number}, headers=alice)
+        assert response.status_code == 403, number
+    # Other numbers are served.
+    for spelling in ("8", "7.5", "6.999", "70", "0.7"):
+        assert client.get(f"/account/{spelling}", headers=alice).status_code == 200, spelling
+        assert client.get(f"/daccount/{spelling}", headers=alice).status_code == 200, spelling
+    for spelling in ("1", "0.25", "100", "-1", "1e-3", "1e300"):
+        assert client.get(f"/price/{spelling}", headers=alice).status_code == 200, spelling
+
+
+def test_booleans_cannot_name_objects(guard_config: dict[str, Any]) -> None:
+    _, guard = plain_app(guard_config)
+    view = guard.authorize(("flag", "on", "read"))
+
+    def flag(on: bool) -> str:
+        return "x"
+
+    with pytest.raises(ConfigurationError, match="'on'.*bool"):
+        view(flag)

@@ -21,6 +21,7 @@ from ..errors import (
 from ..types import ObjectLoader
 from .declarations import Declaration, ObjectPermission
 from .engine import PolicyEngine
+from .objects import object_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ def check_objects(
         if loader is not None:
             loaded.append((permission, loader, value))
             continue
-        text = str(value)
+        text = object_text(value)
         if not text.isprintable():
             raise AccessDenied(f"{caller.endpoint}: unprintable object value")
         decide(caller, f"{permission.type}:{text}", permission.action)
