@@ -64,7 +64,7 @@ class Flask(flask.Flask):
             recheck_rule(view, rule)
             return view
         if authorize is _MISSING:
-            if endpoint == "static" or endpoint.endswith(".static"):
+            if self._registers_static_folder(endpoint, view):
                 return view  # decided per request by GUARD_OPEN_STATIC
             authorize = self.config.get("GUARD_DEFAULT_AUTHORIZE")
             if authorize is None:
@@ -74,6 +74,22 @@ class Flask(flask.Flask):
                 )
         return guard_view(
             view, authorize, endpoint, rule=rule, resolver=self.guard, strict=strict, authn=authn
+        )
+
+    def _registers_static_folder(self, endpoint: str, view: ViewFunc) -> bool:
+        """Flask registering a static folder's view; any other ``*.static`` needs a declaration.
+
+        The app's own comes from ``flask.Flask.__init__``, before the guard attaches; a
+        blueprint's is its bound ``send_static_file``.
+        """
+        if endpoint == "static":
+            return EXTENSION_KEY not in self.extensions
+        owner = getattr(view, "__self__", None)
+        return (
+            endpoint.endswith(".static")
+            and isinstance(owner, flask.Blueprint)
+            and owner.has_static_folder
+            and view == owner.send_static_file
         )
 
 

@@ -14,6 +14,7 @@ from . import signals
 from .accounts import AccountsAPI
 from .authn.base import Scheme
 from .authn.passwords import PasswordHasher
+from .authz.statics import is_static_endpoint
 from .errors import (
     AccessDenied,
     AuthenticationFailed,
@@ -328,7 +329,7 @@ def _audit(error: GuardHTTPError) -> None:
 
 
 def _refuse_uncovered() -> Any:
-    """Deny endpoints no declaration covers (apart from ``static`` when it is open)."""
+    """Deny endpoints no declaration covers (apart from real static endpoints when open)."""
     endpoint = request.endpoint
     if endpoint is None:
         return None  # routing failed: Flask answers 404/405 itself
@@ -338,7 +339,7 @@ def _refuse_uncovered() -> Any:
     state: AppState = current_app.extensions[STATE_KEY]
     state.ensure_ready()
     settings = state.settings
-    if _is_static(endpoint) and settings.open_static:
+    if settings.open_static and is_static_endpoint(current_app, endpoint, state.static_view):
         return None
     if settings.default_authorize is None or view is None:
         raise AccessDenied(f"endpoint {endpoint!r} is not covered by any declaration")
@@ -357,10 +358,6 @@ def _refuse_uncovered() -> Any:
         # Returning None from a before_request hook would make Flask call the view again.
         raise TypeError(f"the view of endpoint {endpoint!r} returned None")
     return result
-
-
-def _is_static(endpoint: str) -> bool:
-    return endpoint == "static" or endpoint.endswith(".static")
 
 
 def _current_login() -> str | None:

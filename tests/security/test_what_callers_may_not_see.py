@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -18,6 +19,7 @@ from flask.testing import FlaskClient
 
 from conftest import PASSWORDS
 from flask_casbin_guard import CasbinGuard, ConfigurationError, CurrentUser, Identity, current_user
+from flask_casbin_guard import Flask as GuardedFlask
 from flask_casbin_guard.auth import auth_blueprint
 from helpers import bearer
 
@@ -275,3 +277,75 @@ def test_booleans_cannot_name_objects(guard_config: dict[str, Any]) -> None:
 
     with pytest.raises(ConfigurationError, match="'on'.*bool"):
         view(flag)
+
+
+# -- 10. deny by default holds for static files -----------------------------------------------
+def static_app(config: dict[str, Any], tmp_path: Path) -> flask.Flask:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "a.txt").write_text("app static")
+    (tmp_path / "bp").mkdir()
+    (tmp_path / "bp" / "b.txt").write_text("blueprint static")
+    app = flask.Flask("statics", static_folder=str(tmp_path / "app"), static_url_path="/static")
+    app.config.update(config)
+    CasbinGuard(app)
+    app.extensions["ran"] = ran = []
+
+    def secret(**kwargs: Any) -> str:
+        ran.append(kwargs)
+        return "secret"
+
+    app.add_url_rule("/files/<path:p>", endpoint="files.static", view_func=secret)
+    plain = flask.Blueprint("assets", __name__)  # no static folder
+    plain.add_url_rule("/static/<path:filename>", endpoint="static", view_func=secret)
+    app.register_blueprint(plain, url_prefix="/assets")
+    real = flask.Blueprint(
+        "theme", __name__, static_folder=str(tmp_path / "bp"), static_url_path="/static"
+    )
+    outer = flask.Blueprint("outer", __name__)
+    outer.register_blueprint(real, url_prefix="/theme")
+    app.register_blueprint(outer, url_prefix="/outer")
+    return app
+
+
+def test_only_real_static_endpoints_are_open(guard_config: dict[str, Any], tmp_path: Path) -> None:
+    app = static_app(guard_config, tmp_path)
+    client = app.test_client()
+    for path, text in (("/static/a.txt", "app"), ("/outer/theme/static/b.txt", "blueprint")):
+        with client.get(path) as response:  # a file response: closed, or a ResourceWarning
+            assert response.get_data(as_text=True) == f"{text} static"
+    for path in ("/files/x", "/assets/static/x"):
+        assert client.get(path).status_code == 403, path
+    assert app.extensions["ran"] == []
+    result = app.test_cli_runner().invoke(args=["guard", "routes"])
+    assert result.exit_code == 1
+    for endpoint in ("files.static", "assets.static"):
+        assert f"{endpoint}  auth=-  authorize=UNCOVERED" in result.output
+    for endpoint in ("static", "outer.theme.static"):
+        assert f"{endpoint}  auth=-  authorize=OPEN (static)" in result.output
+
+
+def test_an_app_without_a_static_folder_has_no_open_static(
+    guard_config: dict[str, Any],
+) -> None:
+    app = flask.Flask("no_statics", static_folder=None)
+    app.config.update(guard_config)
+    CasbinGuard(app)
+    app.add_url_rule("/static/<path:p>", endpoint="static", view_func=lambda p: "secret")
+    assert app.test_client().get("/static/x").status_code == 403
+
+
+def test_the_seed_style_refuses_an_undeclared_fake_static_at_registration(
+    guard_config: dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "a.txt").write_text("app static")
+    app = GuardedFlask("seed_statics", static_folder=str(tmp_path), static_url_path="/static")
+    app.config.update(guard_config)
+    real = flask.Blueprint("theme", __name__, static_folder=str(tmp_path), static_url_path="/s")
+    app.register_blueprint(real, url_prefix="/theme")
+    with pytest.raises(ConfigurationError, match="files.static"):
+        app.add_url_rule("/files/<path:p>", endpoint="files.static", view_func=lambda p: "no")
+    with pytest.raises(ConfigurationError, match="'static'"):
+        app.add_url_rule("/other/<path:p>", endpoint="static", view_func=lambda p: "no")
+    for path in ("/static/a.txt", "/theme/s/a.txt"):
+        with app.test_client().get(path) as response:
+            assert response.get_data(as_text=True) == "app static"
