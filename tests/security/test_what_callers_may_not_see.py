@@ -1,6 +1,6 @@
 """Trust IV (issue 23): what a caller may not see, attacked through HTTP.
 
-- A caller denied on an object cannot tell whether it exists (items 3).
+- A caller denied on an object cannot tell whether it exists (item 3).
 - Equal numbers name one object, so a deny cannot be passed by spelling a number otherwise (4).
 - The view runs as the user the decision was made for, whatever other credentials ride along (7).
 - Only the static endpoints Flask registered for a static folder are open as static files (10).
