@@ -96,13 +96,16 @@ def existence_app(config: dict[str, Any], write_file: Any, *, run_async: bool) -
 
 @pytest.mark.parametrize("run_async", [False, True], ids=["sync_loader", "async_loader"])
 def test_a_denied_caller_gets_the_same_answer_for_present_and_missing_objects(
-    guard_config: dict[str, Any], write_file: Any, run_async: bool
+    guard_config: dict[str, Any], write_file: Any, run_async: bool, caplog: Any
 ) -> None:
     client = existence_app(guard_config, write_file, run_async=run_async).test_client()
-    present = client.get("/doc/9", headers=fake("mallory"))
-    missing = client.get("/doc/8", headers=fake("mallory"))
+    with caplog.at_level("INFO", logger="flask_casbin_guard.audit"):
+        present = client.get("/doc/9", headers=fake("mallory"))
+        missing = client.get("/doc/8", headers=fake("mallory"))
     same_answer(present, missing)
     assert present.status_code == 404
+    # The log, which the caller never sees, keeps the difference.
+    assert [r.guard["event"] for r in caplog.records] == ["access_denied", "refused"]
     assert present.json == {"error": "not_found", "message": "object not found", "status": 404}
     # A caller who may read it is served; a missing object is a 404 for him too.
     assert client.get("/doc/7", headers=fake("alice")).json == {"did": 7}

@@ -1,4 +1,5 @@
-"""The Casbin checks of one request: roles and ``ROUTE`` first, then object permissions.
+"""The Casbin checks of one request: roles and ``ROUTE``, object permissions on values, then
+the objects that loaders return, so nothing about an object shows before what needs no object.
 
 The pipeline hands in what these checks need from the request (its rule template, method,
 converted values, and how to call an object loader), so this module never reads Flask's globals.
