@@ -19,6 +19,7 @@ from .errors import ConfigurationError as ConfigurationError
 from .errors import GuardError as GuardError
 from .errors import GuardHTTPError as GuardHTTPError
 from .errors import LoginUnavailable as LoginUnavailable
+from .errors import ObjectAccessDenied as ObjectAccessDenied
 from .errors import ObjectNotFound as ObjectNotFound
 from .errors import ParameterError as ParameterError
 from .errors import ParamIssue as ParamIssue

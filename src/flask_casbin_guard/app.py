@@ -85,7 +85,7 @@ class Flask(flask.Flask):
             authorize, authn, strict = declared.spec, declared.authn, declared.strict
             namespace = {**namespace, **declared.namespace}
         if authorize is _MISSING:
-            if endpoint == "static" or endpoint.endswith(".static"):
+            if self._registers_static_folder(endpoint, view):
                 return view  # decided per request by GUARD_OPEN_STATIC
             authorize = self.config.get("GUARD_DEFAULT_AUTHORIZE")
             if authorize is None:
@@ -102,6 +102,22 @@ class Flask(flask.Flask):
             strict=strict,
             authn=authn,
             namespace=namespace,
+        )
+
+    def _registers_static_folder(self, endpoint: str, view: ViewFunc) -> bool:
+        """Flask registering a static folder's view; any other ``*.static`` needs a declaration.
+
+        The app's own comes from ``flask.Flask.__init__``, before the guard attaches; a
+        blueprint's is its bound ``send_static_file``.
+        """
+        if endpoint == "static":
+            return EXTENSION_KEY not in self.extensions
+        owner = getattr(view, "__self__", None)
+        return (
+            endpoint.endswith(".static")
+            and isinstance(owner, flask.Blueprint)
+            and owner.has_static_folder
+            and view == owner.send_static_file
         )
 
 

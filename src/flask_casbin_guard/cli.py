@@ -13,6 +13,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .authz.declarations import parse_declaration
+from .authz.statics import is_static_endpoint
 from .classviews import compile_endpoint
 from .config import GuardSettings
 from .errors import ConfigurationError, GuardError, LoginUnavailable
@@ -65,7 +66,7 @@ def routes_command() -> None:
         route = route_of(view) or _declared_later(state, rule.endpoint, rule.rule, view)
         if route is not None:
             text, auth = route.declaration.text, _schemes(settings.auth, route)
-        elif rule.endpoint == "static" or rule.endpoint.endswith(".static"):
+        elif is_static_endpoint(current_app, rule.endpoint, state.static_view):
             closed = "CLOSED: answers 403 (GUARD_OPEN_STATIC is false)"
             text = "OPEN (static)" if settings.open_static else closed
             auth = "-"

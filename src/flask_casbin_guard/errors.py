@@ -188,6 +188,19 @@ class ObjectNotFound(GuardHTTPError):
     public_message = "object not found"
 
 
+class ObjectAccessDenied(AccessDenied):
+    """Denied on an object its loader found: answered as :class:`ObjectNotFound` (404).
+
+    Status, body and headers are those of a missing object, so a caller who may not act on an
+    object learns nothing about whether it exists (OWASP API1); logs and the ``access_denied``
+    signal still record a denial.
+    """
+
+    code = 404
+    error_code = ObjectNotFound.error_code
+    public_message = ObjectNotFound.public_message
+
+
 class PolicyUnavailable(GuardHTTPError):
     """The policy could not be evaluated (503): never treated as an allow."""
 

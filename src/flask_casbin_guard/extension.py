@@ -16,6 +16,7 @@ from . import signals
 from .accounts import AccountsAPI
 from .authn.base import Scheme
 from .authn.passwords import PasswordHasher
+from .authz.statics import is_static_endpoint
 from .classviews import authorized, compile_endpoint
 from .errors import (
     AccessDenied,
@@ -370,7 +371,7 @@ def _audit(error: GuardHTTPError) -> None:
 
 
 def _refuse_uncovered() -> Any:
-    """Deny endpoints no declaration covers (apart from ``static`` when it is open).
+    """Deny endpoints no declaration covers (apart from real static endpoints when open).
 
     Views registered without the guard's wrapper (class-based views, ``GUARD_DEFAULT_AUTHORIZE``)
     are compiled once and checked here; Flask then calls them with the bound values."""
@@ -384,7 +385,7 @@ def _refuse_uncovered() -> Any:
     if route_of(view) is not None:
         return None
     settings = state.settings
-    if _is_static(endpoint) and settings.open_static:
+    if settings.open_static and is_static_endpoint(current_app, endpoint, state.static_view):
         return None
     if view is None:
         raise AccessDenied(f"endpoint {endpoint!r} has no view function")
@@ -402,10 +403,6 @@ def _refuse_uncovered() -> Any:
     # Flask calls the view with these after the app's other before_request functions.
     request.view_args = admit(method_route(route, request.method), request.view_args or {})
     return None
-
-
-def _is_static(endpoint: str) -> bool:
-    return endpoint == "static" or endpoint.endswith(".static")
 
 
 def _current_login() -> str | None:

@@ -19,25 +19,23 @@ from flask.sessions import SessionMixin
 from werkzeug.routing import Map, Rule
 
 from . import signals
-from .authz.declarations import Declaration, ObjectPermission, parse_declaration
+from .authz.decide import Caller, check_objects, check_route_level
+from .authz.declarations import Declaration, parse_declaration
 from .authz.engine import PolicyEngine
-from .authz.objects import check_object_values
+from .authz.objects import check_object_params, check_object_values
 from .authz.tenants import has_domains
 from .errors import (
     AccessDenied,
     AuthenticationRequired,
     ConfigurationError,
     GuardHTTPError,
-    ObjectNotFound,
     ParameterError,
-    PolicyError,
-    PolicyUnavailable,
 )
 from .identity import Identity
 from .params.bind import bind
 from .params.markers import CurrentUser
 from .params.plan import BindingPlan, Provider, Resolver, check_path_params, compile_plan
-from .types import ViewFunc
+from .types import ObjectLoader, ViewFunc
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -46,7 +44,6 @@ STATE_KEY = "casbin_guard.state"
 #: the attribute of the request object holding what the guard remembers about that request
 MEMO_ATTRIBUTE = "_casbin_guard_memo"
 EXPLAIN_HEADER = "X-Guard-Explain"
-_UNSET = object()
 
 
 @dataclass(slots=True)
@@ -58,8 +55,13 @@ class RequestMemo:
     serves, so the first caller's identity would be reused for everyone after it.
     """
 
-    #: the caller per scheme restriction (a route's ``authn=``), ``None`` when anonymous
-    identities: dict[frozenset[str] | None, Identity | None] = field(default_factory=dict)
+    #: the schemes the caller is resolved with: its route's ``authn=`` (``None``: all enabled)
+    schemes: frozenset[str] | None = None
+    #: ``schemes`` is fixed, by the guarded route or by the endpoint the request was routed to
+    scoped: bool = False
+    #: the one caller of this request once ``resolved``, ``None`` when anonymous
+    identity: Identity | None = None
+    resolved: bool = False
     #: dev mode: the decisions and refusals of this request, for the explain header
     explain: list[str] = field(default_factory=list)
     #: dev mode: a Casbin decision already explained the denial of this request
@@ -128,6 +130,7 @@ def compile_route(
         namespace=namespace,
         method=method,
     )
+    check_object_params(declaration, plan, endpoint)
     bound = {s.name for s in plan.params if s.provider is None}
     for param in sorted(declaration.params - bound):
         raise ConfigurationError(
@@ -235,21 +238,44 @@ def current_state() -> AppState:
     return state
 
 
-def current_identity(
-    state: AppState | None = None, schemes: frozenset[str] | None = None
-) -> Identity | None:
+def current_identity(state: AppState | None = None) -> Identity | None:
     """The caller, authenticating on first use in this request (see :class:`RequestMemo`).
 
-    ``schemes`` restricts the schemes tried (a route's ``authn=``); each restriction is
-    resolved once per request.
+    One identity per request, resolved once with the schemes its route accepts: the decision,
+    the injected ``CurrentUser``/``Identity`` and ``current_user`` (in ``before_request``
+    functions too) all see it, so a session riding along with a bearer token on an
+    ``authn="bearer"`` route can never hand the view another user than the one authorized.
     """
-    memo = request_memo().identities
-    if schemes not in memo:
-        identity = (state or current_state()).authenticate(request, schemes)
-        memo[schemes] = identity
+    memo = request_memo()
+    if not memo.scoped:
+        memo.schemes, memo.scoped = _endpoint_schemes(), True
+    if not memo.resolved:
+        identity = (state or current_state()).authenticate(request, memo.schemes)
+        memo.identity, memo.resolved = identity, True
         if identity is not None:
             signals.authenticated.send(current_sender(), identity=identity)
-    return memo[schemes]
+    return memo.identity
+
+
+def _endpoint_schemes() -> frozenset[str] | None:
+    """The ``authn=`` of the guarded route the request was routed to, if any."""
+    endpoint = request.endpoint
+    route = route_of(current_app.view_functions.get(endpoint)) if endpoint else None
+    return route.authn if route is not None else None
+
+
+def _scope(route: GuardedRoute) -> None:
+    """Fix this request's schemes to ``route``'s; a second, different restriction is refused."""
+    memo = request_memo()
+    if not memo.scoped:
+        memo.schemes, memo.scoped = route.authn, True
+    elif memo.schemes != route.authn:
+        # A guarded view called from another view: deciding for one identity and injecting
+        # another is what one identity per request rules out.
+        raise ConfigurationError(
+            f"endpoint {route.endpoint!r} (authn={sorted(route.authn or ())}) runs in a request "
+            f"whose caller was resolved with authn={sorted(memo.schemes or ())}"
+        )
 
 
 def explain_header(response: Any) -> Any:
@@ -270,11 +296,15 @@ def explain_refusal(error: GuardHTTPError) -> None:
         memo.explain.append(f"refused {error.status}: {error.log_message}")
 
 
-def _explain(caller: _Caller, allowed: bool, text: str) -> None:
-    if caller.explain:
-        memo = request_memo()
-        memo.explain.append(f"{'allow' if allowed else 'deny'} {text}")
-        memo.denial_explained = memo.denial_explained or not allowed
+def _note(allowed: bool, text: str) -> None:
+    memo = request_memo()
+    memo.explain.append(f"{'allow' if allowed else 'deny'} {text}")
+    memo.denial_explained = memo.denial_explained or not allowed
+
+
+def _load(loader: ObjectLoader, value: Any) -> Any:
+    # Async loaders are awaited as async views are (asgiref); sync ones are called as they are.
+    return current_app.ensure_sync(loader)(value)
 
 
 def current_session() -> Any:
@@ -285,22 +315,8 @@ def current_session() -> Any:
 def known_login() -> str | None:
     """The login already authenticated in this request, if any (for audit records)."""
     memo = getattr(request, MEMO_ATTRIBUTE, None)
-    identities = memo.identities.values() if isinstance(memo, RequestMemo) else ()
-    return next((identity.login for identity in identities if identity is not None), None)
-
-
-@dataclass(frozen=True, slots=True)
-class _Caller:
-    """Who asks, under which engine and tenant: what every Casbin check of a request needs."""
-
-    engine: PolicyEngine
-    route: GuardedRoute
-    #: the Casbin subject: the login, after ``GUARD_USER_PREFIX``
-    login: str
-    #: the request's tenant (Casbin domain) for models with domains, else ``None``
-    tenant: str | None
-    #: record each decision and its rule for the dev-mode explain header
-    explain: bool = False
+    identity = memo.identity if isinstance(memo, RequestMemo) else None
+    return identity.login if identity is not None else None
 
 
 def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
@@ -326,14 +342,15 @@ def admit(route: GuardedRoute, view_args: dict[str, Any]) -> dict[str, Any]:
     """Every check of ``route`` for this request: the view's arguments if it may go on."""
     state = current_state()
     state.ensure_ready()
+    _scope(route)
     declaration = route.declaration
     if declaration.close:
         raise AccessDenied(f"{route.endpoint}: closed route")
     # One engine for the whole request, even if a reload swaps another in meanwhile.
-    explain = state.explain
-    caller = _Caller(state.holder.engine, route, "", None, explain)
+    note = _note if state.explain else None
+    caller = Caller(state.holder.engine, route.endpoint, "", None, note)
     if declaration.needs_user:
-        identity = current_identity(state, route.authn)
+        identity = current_identity(state)
         if identity is None:
             raise AuthenticationRequired(f"{route.endpoint}: no credentials")
         if declaration.uses_policy:
@@ -342,8 +359,9 @@ def admit(route: GuardedRoute, view_args: dict[str, Any]) -> dict[str, Any]:
             # as a role keeps his rights. Squatted role names are refused where accounts are
             # made; GUARD_USER_PREFIX keeps users from elsewhere apart from roles.
             subject = state.settings.user_prefix + identity.login
-            caller = _Caller(caller.engine, route, subject, tenant, explain)
-            _check_route_level(caller)
+            caller = Caller(caller.engine, route.endpoint, subject, tenant, note)
+            rule = request.url_rule.rule if request.url_rule else request.path
+            check_route_level(caller, declaration, rule, request.method)
     if route.plan.params:
         values, issues = bind(route.plan, view_args, request)
         if issues:
@@ -354,8 +372,8 @@ def admit(route: GuardedRoute, view_args: dict[str, Any]) -> dict[str, Any]:
         check_path_params(route.plan, route.endpoint, list(view_args))
     if declaration.objects:
         check_object_values(declaration, route.plan, values, view_args)
-    for permission in declaration.objects:
-        _check_object(state, caller, permission, values[permission.param])
+        loaders = state.guard.object_loaders
+        check_objects(caller, declaration.objects, values, loaders, _load)
     return values
 
 
@@ -369,65 +387,6 @@ def _tenant(
             "the Casbin model has domains: set GUARD_TENANT to say where a request's tenant is"
         )
     return state.tenants.resolve(request, view_args, identity)
-
-
-def _check_route_level(caller: _Caller) -> None:
-    engine, route, login = caller.engine, caller.route, caller.login
-    declaration = route.declaration
-    if declaration.roles and engine.arities.get("g") not in (2, 3):
-        raise ConfigurationError(
-            f"endpoint {route.endpoint!r} declares roles but the Casbin model has no 'g' roles"
-        )
-    for role in declaration.roles:
-        held = engine.has_role(login, role, caller.tenant)
-        _explain(caller, held, f"role {role} for {login!r}")
-        if not held:
-            raise AccessDenied(f"{route.endpoint}: {login!r} lacks role {role!r}")
-    if declaration.route:
-        rule = request.url_rule.rule if request.url_rule else request.path
-        method = "GET" if request.method == "HEAD" else request.method
-        _decide(caller, rule, method)
-
-
-def _check_object(
-    state: AppState, caller: _Caller, permission: ObjectPermission, value: Any
-) -> None:
-    loader = state.guard.object_loaders.get(permission.type)
-    if loader is not None:
-        target = loader(value)
-        if target is None:
-            raise ObjectNotFound(f"{caller.route.endpoint}: no {permission.type} {value!r}")
-    else:
-        text = str(value)
-        if not text.isprintable():
-            raise AccessDenied(f"{caller.route.endpoint}: unprintable object value")
-        target = f"{permission.type}:{text}"
-    _decide(caller, target, permission.action)
-
-
-def _decide(caller: _Caller, obj: Any, act: str) -> None:
-    engine, endpoint, login = caller.engine, caller.route.endpoint, caller.login
-    rvals: tuple[Any, ...] = (login, obj, act)
-    if caller.tenant is not None:
-        tokens = engine.request_tokens
-        # Where the model puts the domain ("r = sub, obj, dom, act" is one of Casbin's own
-        # examples); second when the model does not call it "dom".
-        at = tokens.index("dom") if "dom" in tokens and len(tokens) == 4 else 1
-        rvals = (*rvals[:at], caller.tenant, *rvals[at:])
-    if len(engine.request_tokens) != len(rvals):
-        raise ConfigurationError(
-            f"endpoint {endpoint!r}: route and object permissions need a model whose request "
-            f"is (sub, obj, act) or (sub, dom, obj, act); this one has {engine.request_tokens}"
-        )
-    try:
-        allowed, rule = engine.explain(*rvals)
-    except PolicyError as error:
-        # Logged once, by the error renderer; the message names the failure, not the policy.
-        raise PolicyUnavailable(f"{endpoint}: {error}") from None
-    because = f" (rule: {', '.join(rule)})" if rule else " (no rule matched)"
-    _explain(caller, allowed, f"{act} {obj}{because}")
-    if not allowed:
-        raise AccessDenied(f"{endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
 
 
 def builtin_providers(guard: Any) -> dict[Any, Provider]:

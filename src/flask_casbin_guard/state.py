@@ -58,6 +58,8 @@ class AppState:
         self.root_path = app.root_path
         self.instance_path = app.instance_path
         self.app_name = app.name
+        #: the view Flask registered for the app's static folder, if any (authz/statics.py)
+        self.static_view = app.view_functions.get("static") if app.has_static_folder else None
         self._settings: GuardSettings | None = None
         self._holder: EngineHolder | None = None
         self._policies: PolicyManager | None = None

@@ -1,4 +1,8 @@
-"""Values of object permissions: refused when they hold path dot segments.
+"""Values of object permissions: their text, and refusal of values holding path dot segments.
+
+Numbers are written canonically (:func:`object_text`): ``str`` tells ``7`` from ``7.0``,
+``Decimal("7.00")`` and ``True``, and ``-0.0`` from ``0.0``, so with a deny rule on
+``account:7`` the other spellings of seven would have named another object and passed.
 
 Casbin's pattern functions never normalize paths: ``keyMatch("file:public/../secret.txt",
 "file:public/*")`` is true, and so are keyMatch2..5, globMatch and regexMatch with the usual
@@ -13,10 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Any
 from urllib.parse import unquote
 
-from ..errors import ParameterError, ParamIssue
+from ..errors import ConfigurationError, ParameterError, ParamIssue
 from ..params.plan import BindingPlan
 from .declarations import Declaration
 
@@ -27,6 +32,49 @@ _SEPARATORS = re.compile(r"[/\\]")
 _DOTS = frozenset({".", ".."})
 #: percent-decoding rounds applied when looking for hidden dot segments (``%252e%252e``)
 _DECODINGS = 3
+#: numbers below 10**100 in magnitude (and above 10**-100) are written in plain digits
+_PLAIN_EXPONENT = 100
+
+
+def object_text(value: Any) -> str:
+    """The text an object string is built from: one text for equal numbers.
+
+    ``int``, ``bool``, ``float`` and ``Decimal`` values are written by value: integral ones as
+    integers (``7``, ``0``, ``1000``: never ``7.0``, ``-0`` or ``1E+3``), others in their
+    shortest plain form (``0.5``; a float by its shortest repr, so ``0.1`` is ``0.1``), and
+    magnitudes beyond ``_PLAIN_EXPONENT`` in scientific notation (``1E+300``). Other values
+    use ``str``.
+    """
+    if isinstance(value, int):  # bool and IntEnum too: True == 1
+        return str(int(value))
+    if isinstance(value, float):
+        return _number_text(Decimal(repr(value)))
+    if isinstance(value, Decimal):
+        return _number_text(value)
+    return str(value)
+
+
+def _number_text(value: Decimal) -> str:
+    if not value.is_finite():
+        return str(value)  # the converters refuse these; a custom one gets "Infinity", "NaN"
+    if value.is_zero():
+        return "0"  # -0, 0.0, 0E+5
+    # Enough precision that normalizing only drops trailing zeros, never rounds.
+    exact = Context(prec=len(value.as_tuple().digits), Emax=MAX_EMAX, Emin=MIN_EMIN)
+    value = value.normalize(exact)
+    if -_PLAIN_EXPONENT < value.adjusted() < _PLAIN_EXPONENT:
+        return format(value, "f")
+    return format(value, "E")
+
+
+def check_object_params(declaration: Declaration, plan: BindingPlan, endpoint: str) -> None:
+    """Refuse, at registration, object parameters whose values cannot name objects: bools."""
+    for spec in plan.params:
+        if spec.name in declaration.params and spec.converter.type is bool:
+            raise ConfigurationError(
+                f"endpoint {endpoint!r}: object parameter {spec.name!r} is a bool, which names "
+                "no object (True == 1): annotate it int or str"
+            )
 
 
 def has_dot_segment(text: str) -> bool:
@@ -58,7 +106,7 @@ def check_object_values(
     """
     issues = []
     for param in sorted(declaration.params):
-        text = str(values[param])
+        text = object_text(values[param])
         if has_dot_segment(text):
             source = "path" if param in view_args else _source(plan, param)
             shown = text.encode("unicode_escape").decode("ascii")[:80]
