@@ -223,11 +223,13 @@ def test_options(client: FlaskClient, calls: list[str]) -> None:
 
 
 def test_a_login_named_like_a_role_is_decided_as_casbin_does(client: FlaskClient) -> None:
-    # From an external user store, "employee" is Casbin's subject "employee": g(x, x) holds,
-    # so it has the role's rights, as pycasbin says. Account creation refuses such logins;
-    # GUARD_USER_PREFIX keeps users from elsewhere apart (test_subjects.py).
+    # From an external user store, "employee" is Casbin's subject "employee". A role
+    # declaration asks for the subject's roles (pycasbin's implicit roles), which never
+    # include the subject itself: the login is not the role. Casbin's own matcher (ROUTE,
+    # objects) does hold g(x, x), as pycasbin's enforce does. Account creation refuses such
+    # logins; GUARD_USER_PREFIX keeps users from elsewhere apart (test_subjects.py).
     assert client.get("/auth", headers=EMPLOYEE).json == {"user": "employee"}
-    assert client.get("/staff", headers=EMPLOYEE).status_code == 200
+    assert client.get("/staff", headers=EMPLOYEE).status_code == 403
     assert client.get("/report", headers=EMPLOYEE).status_code == 403
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import logging
@@ -274,6 +275,16 @@ class CasbinGuard(AccountsAPI):
         routes = [route_of(view) for view in current_app.view_functions.values()]
         if state is not None:  # views compiled by the guard's hook: class-based, default-declared
             routes += [route_of(view) for view in state.late_routes.values()]
+        for endpoint, view in current_app.view_functions.items():
+            if route_of(view) is None:  # a class-based view the hook has not compiled yet
+                with contextlib.suppress(GuardError):
+                    routes.append(
+                        route_of(
+                            compile_endpoint(view, endpoint, None, resolver=self, default=None)
+                        )
+                    )
+        # A class-based view's roles are on its methods' routes.
+        routes += [m for route in routes if route and route.methods for m in route.methods.values()]
         return frozenset(role for route in routes if route for role in route.declaration.roles)
 
     def _state(self) -> AppState:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
+from flask.views import MethodView
 
 from conftest import PASSWORDS, POLICIES
 from flask_casbin_guard import ConfigurationError, CurrentUser, Flask, LoginUnavailable
@@ -364,3 +365,22 @@ def test_expired_revocations_are_purged(tmp_path: Path) -> None:
         kept = connection.execute(sa.text("SELECT jti FROM guard_revoked_tokens")).all()
     store.dispose()
     assert [row[0] for row in kept] != [] and "long-gone" not in [row[0] for row in kept]
+
+
+def test_a_role_declared_only_on_a_class_based_view_is_refused_as_a_login(
+    tmp_path: Path,
+) -> None:
+    # The role exists nowhere in the policy: only a MethodView's declaration names it.
+    app = make_app(tmp_path, f"sqlite:///{tmp_path / 'guard.db'}", GUARD_REGISTRATION=True)
+
+    class Audit(MethodView):
+        def get(self) -> str:
+            return "audit log"
+
+    app.add_url_rule("/audit", view_func=Audit.as_view("audit"), authorize="auditor_role")
+    client = app.test_client()
+    answer = client.post("/auth/register", json={"login": "auditor_role", "password": PASSWORD})
+    assert answer.status_code == 202  # as for any login (test_login_endpoints)
+    with app.app_context():
+        assert app.guard.users.get("auditor_role") is None
+    assert client.get("/audit", headers=basic("auditor_role", PASSWORD)).status_code == 401

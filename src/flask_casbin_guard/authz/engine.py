@@ -296,15 +296,18 @@ class PolicyEngine:
         return self._reference
 
     def has_role(self, user: str, role: str, domain: str | None = None) -> bool:
-        """Whether ``user`` holds ``role`` through ``g`` links, transitively.
+        """Whether ``role`` is among ``user``'s roles through ``g`` links, transitively.
+
+        The answer is whether pycasbin's ``get_implicit_roles_for_user`` lists ``role``: never
+        for ``user == role``. (The matcher's ``g(x, x)`` does hold; that is ``enforce``.) A
+        login that merely equals a role's name must not pass a role declaration: an identity
+        provider's user called ``admin`` is not the ``admin`` role.
 
         :param domain: for models with ``g = _, _, _``: the domain of the links.
         """
         wanted = 2 if domain is None else 3
-        if self.arities.get("g") != wanted:
+        if self.arities.get("g") != wanted or user == role:
             return False
-        if user == role:
-            return True  # pycasbin's g(x, x), whatever the policy says about x
         if user not in self._members or role not in self.roles:
             # Only names from the policy are looked up: answering an unknown login or role
             # must not store anything for it.
