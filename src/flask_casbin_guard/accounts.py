@@ -42,7 +42,9 @@ class AccountsAPI:
         except GuardError:  # no single app to read a policy from: the defaults apply
             settings = None
         policy = settings or GuardSettings()
-        check_password_policy(password, policy.password_min_length, policy.password_check)
+        check_password_policy(
+            password, policy.password_min_length, policy.password_check, policy.password_max_length
+        )
         return self.hasher.hash(password)
 
     def verify_password(self, password: str, stored: str | None) -> bool:

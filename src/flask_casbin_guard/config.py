@@ -109,6 +109,9 @@ class GuardSettings:
     rate_limit_storage: str = "memory://"
     #: shortest password :meth:`CasbinGuard.hash_password` accepts
     password_min_length: int = 12
+    #: longest password accepted, new or checked (ASVS 4.0.3 2.1.2); longer ones are wrong
+    #: passwords, refused before any hashing (a legacy hash costs ~20x more for 4 KB)
+    password_max_length: int = 128
     #: ``password -> error message or None``, e.g. a breached-password check
     password_check: Callable[[str], str | None] | None = None
     #: where revocations live without a policy database: a SQLAlchemy URL, or a file path
@@ -138,7 +141,13 @@ class GuardSettings:
             if name not in names:
                 raise ConfigurationError(f"unknown guard option {name!r}")
             raw[name] = value
-        return cls(**{name: _CHECKS[name](name, value) for name, value in raw.items()})
+        settings = cls(**{name: _CHECKS[name](name, value) for name, value in raw.items()})
+        if settings.password_min_length > settings.password_max_length:
+            raise ConfigurationError(
+                f"{_key('password_min_length')} must not be greater than "
+                f"{_key('password_max_length')}"
+            )
+        return settings
 
 
 def _key(name: str) -> str:
@@ -268,6 +277,13 @@ def _length(name: str, value: Any) -> int:
     return value
 
 
+def _max_length(name: str, value: Any) -> int:
+    # ASVS 2.1.2: passphrases of 64 characters at least must fit.
+    if isinstance(value, bool) or not isinstance(value, int) or not 64 <= value <= 4096:
+        raise ConfigurationError(f"{_key(name)} must be an integer from 64 to 4096")
+    return value
+
+
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "auth": lambda n, v: _names(n, v) if v != [] and v != () else (),
     "model": _opt_str,
@@ -308,6 +324,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "registration_rate_limit": _str,
     "rate_limit_storage": _opt_str,
     "password_min_length": _length,
+    "password_max_length": _max_length,
     "password_check": _callable,
     "revocation_store": _opt_str,
 }

@@ -158,7 +158,11 @@ class AppState:
             self.users, self.revocations = users, revocations
             #: the checks of every password login (rate limit, dummy hash, rehash)
             self.password_checker = PasswordChecker(
-                self._get_user_pass, self.guard.hasher, limiter, self._store_rehash
+                self._get_user_pass,
+                self.guard.hasher,
+                limiter,
+                self._store_rehash,
+                settings.password_max_length,
             )
             self.limiter = limiter
             self.explain = settings.mode == "dev"

@@ -1,0 +1,112 @@
+"""Bounded work and memory (issue 23, "Trust IV"): every attack goes through HTTP.
+
+Hostile input cannot stall a worker, pin its memory, or get fresh guesses by changing the case
+of a login. Attacks that would stall a worker run in a thread with a deadline derived from a
+baseline request, so a regression fails the test instead of hanging it. docs/security.md,
+"Trust IV: bounded work and memory", lists them with their figures.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flask
+import pytest
+from passlib.hash import sha512_crypt
+
+from conftest import PASSWORDS
+from flask_casbin_guard import CasbinGuard
+from helpers import basic
+
+#: sha512_crypt rounds of the "legacy" hash: low enough for a quick test, high enough that its
+#: cost grows with the password's length as passlib's default (656,000 rounds) does
+LEGACY_ROUNDS = 80_000
+
+
+def timed(request: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    request()
+    return time.perf_counter() - started
+
+
+def within(deadline: float, request: Callable[[], Any]) -> float | None:
+    """The time ``request`` took in a thread, or ``None`` when it outlived ``deadline``."""
+    took: list[float] = []
+    worker = threading.Thread(target=lambda: took.append(timed(request)), daemon=True)
+    worker.start()
+    worker.join(deadline)
+    return took[0] if took else None
+
+
+# --- item 6: unauthenticated work is bounded ---------------------------------------------------
+
+
+def legacy_app(guard_config: dict[str, Any], **extra: Any) -> flask.Flask:
+    hashes = {"alice": sha512_crypt.using(rounds=LEGACY_ROUNDS).hash(PASSWORDS["alice"])}
+    app = flask.Flask(__name__)
+    app.config.update(
+        guard_config,
+        GUARD_AUTH=["basic"],
+        **{
+            "GUARD_GET_USER_PASS": hashes.get,
+            "GUARD_AUTH_RATE_LIMIT": "",
+            "GUARD_AUTH_IP_RATE_LIMIT": "",
+            "GUARD_AUTH_LOGIN_CEILING": "",
+            **extra,
+        },
+    )
+    guard = CasbinGuard(app)
+    app.get("/me")(guard.authorize("AUTH")(lambda: "me"))
+    return app
+
+
+def test_a_long_wrong_password_costs_what_a_short_one_costs(
+    guard_config: dict[str, Any],
+) -> None:
+    client = legacy_app(guard_config).test_client()
+
+    def attempt(login: str, password: str) -> Callable[[], None]:
+        def send() -> None:
+            assert client.get("/me", headers=basic(login, password)).status_code == 401
+
+        return send
+
+    attempt("alice", "warm-up")()
+    # The slowest ordinary refusal: a short wrong password, or an unknown login (dummy hash).
+    baseline = max(
+        statistics.median(timed(attempt("alice", "wrong password")) for _ in range(3)),
+        statistics.median(timed(attempt("nobody", "wrong password")) for _ in range(3)),
+    )
+    # 4,096 characters cost ~20x a short one against sha512_crypt before the bound.
+    took = within(4 * baseline + 0.1, attempt("alice", "w" * 4096))
+    assert took is not None, f"a 4 KB wrong password outlived {4 * baseline + 0.1:.2f} s"
+    # And no less either: an over-long password must not be refused visibly sooner.
+    assert took > baseline / 4
+
+
+def test_the_password_bound_is_configurable_and_refuses_long_right_passwords(
+    guard_config: dict[str, Any],
+) -> None:
+    long_password = "p" * 200
+    hashes = {"alice": sha512_crypt.using(rounds=1000).hash(long_password)}
+    for limit, status in ((128, 401), (256, 200)):
+        extra = {"GUARD_PASSWORD_MAX_LENGTH": limit, "GUARD_GET_USER_PASS": hashes.get}
+        client = legacy_app(guard_config, **extra).test_client()
+        assert client.get("/me", headers=basic("alice", long_password)).status_code == status
+
+
+def test_new_passwords_longer_than_the_bound_are_refused_clearly(
+    guard_config: dict[str, Any],
+) -> None:
+    from flask_casbin_guard.errors import PasswordPolicyError
+
+    app = legacy_app(guard_config, GUARD_PASSWORD_MAX_LENGTH=64)
+    guard: CasbinGuard = app.extensions["casbin_guard"]
+    with app.app_context():
+        assert guard.hash_password("x" * 64).startswith("$argon2id$")
+        with pytest.raises(PasswordPolicyError, match="at most 64 characters"):
+            guard.hash_password("x" * 65)
