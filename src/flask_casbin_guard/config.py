@@ -112,6 +112,9 @@ class GuardSettings:
     #: longest password accepted, new or checked (ASVS 4.0.3 2.1.2); longer ones are wrong
     #: passwords, refused before any hashing (a legacy hash costs ~20x more for 4 KB)
     password_max_length: int = 128
+    #: ``login -> the form its failed logins are counted under`` (``None``: NFKC + casefold),
+    #: so case variants of a login share its limits; the lookup still gets the login as typed
+    normalize_login: Callable[[str], str] | None = None
     #: ``password -> error message or None``, e.g. a breached-password check
     password_check: Callable[[str], str | None] | None = None
     #: where revocations live without a policy database: a SQLAlchemy URL, or a file path
@@ -326,5 +329,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "password_min_length": _length,
     "password_max_length": _max_length,
     "password_check": _callable,
+    "normalize_login": _callable,
     "revocation_store": _opt_str,
 }

@@ -110,3 +110,52 @@ def test_new_passwords_longer_than_the_bound_are_refused_clearly(
         assert guard.hash_password("x" * 64).startswith("$argon2id$")
         with pytest.raises(PasswordPolicyError, match="at most 64 characters"):
             guard.hash_password("x" * 65)
+
+
+# --- item 9: failed-login limits see through case variants ------------------------------------
+
+
+def case_blind_app(
+    guard_config: dict[str, Any], hashes: dict[str, str], **extra: Any
+) -> flask.Flask:
+    """An app whose user lookup ignores case, as many (SQL ``ILIKE``, CITEXT) do."""
+    app = flask.Flask(__name__)
+    app.config.update(
+        guard_config,
+        **{
+            "GUARD_AUTH": ["basic"],
+            "GUARD_GET_USER_PASS": lambda login: hashes.get(login.lower()),
+            "GUARD_AUTH_RATE_LIMIT": "3 per minute",
+            "GUARD_AUTH_IP_RATE_LIMIT": "",
+            **extra,
+        },
+    )
+    guard = CasbinGuard(app)
+    app.get("/me")(guard.authorize("AUTH")(lambda: "me"))
+    return app
+
+
+def test_case_variants_of_a_limited_login_get_no_fresh_attempts(
+    guard_config: dict[str, Any], password_hashes: dict[str, str]
+) -> None:
+    client = case_blind_app(guard_config, password_hashes).test_client()
+    for _ in range(3):
+        assert client.get("/me", headers=basic("alice", "wrong password")).status_code == 401
+    assert client.get("/me", headers=basic("alice", "wrong password")).status_code == 429
+    # The lookup finds alice under each of these: each must meet alice's limit, not a new one.
+    for variant in ("Alice", "ALICE", "aLiCe", "\uff41lice"):  # the last: fullwidth "a"
+        answer = client.get("/me", headers=basic(variant, "wrong password"))
+        assert answer.status_code == 429, variant
+    # Another login from the same client is not concerned.
+    assert client.get("/me", headers=basic("bob", PASSWORDS["bob"])).status_code == 200
+
+
+def test_the_login_normalization_is_configurable(
+    guard_config: dict[str, Any], password_hashes: dict[str, str]
+) -> None:
+    # Counting logins as typed (for an exact lookup): case variants are other logins.
+    exact = {"GUARD_NORMALIZE_LOGIN": lambda login: login}
+    client = case_blind_app(guard_config, password_hashes, **exact).test_client()
+    for _ in range(3):
+        assert client.get("/me", headers=basic("alice", "wrong password")).status_code == 401
+    assert client.get("/me", headers=basic("ALICE", "wrong password")).status_code == 401

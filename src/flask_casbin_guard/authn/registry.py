@@ -103,6 +103,7 @@ def make_limiter(settings: GuardSettings) -> FailureLimiter:
         login_ceiling=settings.auth_login_ceiling,
         slow=settings.auth_slow_rate_limit,
         registrations=settings.registration_rate_limit,
+        normalize=settings.normalize_login,
     )
 
 
