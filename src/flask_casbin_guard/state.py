@@ -76,6 +76,8 @@ class AppState:
         self._bearer: BearerScheme | None = None
         self._ready = False
         self._lock = threading.RLock()
+        #: guard sessions with GUARD_SESSION_SECURE unset: ``Secure`` follows each request's scheme
+        self.secure_from_request = False
         #: compiled default declarations of endpoints registered without one
         self.defaults: dict[str, GuardedRoute] = {}
 
@@ -275,7 +277,8 @@ class AppState:
         return check_identity(identity, self.revocations) if identity is not None else None
 
     def _configure_session(self, settings: GuardSettings) -> None:
-        """Cookie flags for login sessions: HttpOnly, SameSite=Lax, Secure under https."""
+        """Cookie flags for login sessions: HttpOnly, SameSite=Lax, Secure under https
+        (``PREFERRED_URL_SCHEME``, and per request for an HTTPS request when left to us)."""
         secret = self.config.get("SECRET_KEY")
         if not secret or len(secret) < 16:
             raise ConfigurationError(
@@ -285,6 +288,7 @@ class AppState:
         if self.config.get("SESSION_COOKIE_SAMESITE") in (None, "None"):
             self.config["SESSION_COOKIE_SAMESITE"] = "Lax"
         secure = settings.session_secure
+        self.secure_from_request = secure is None
         if secure or (secure is None and self.config.get("PREFERRED_URL_SCHEME") == "https"):
             self.config["SESSION_COOKIE_SECURE"] = True
 

@@ -159,3 +159,48 @@ def test_the_login_normalization_is_configurable(
     for _ in range(3):
         assert client.get("/me", headers=basic("alice", "wrong password")).status_code == 401
     assert client.get("/me", headers=basic("ALICE", "wrong password")).status_code == 401
+
+
+# --- item 8: session cookies are Secure on HTTPS requests -------------------------------------
+
+
+def session_app(guard_config: dict[str, Any], **extra: Any) -> flask.Flask:
+    from flask_casbin_guard.auth import auth_blueprint
+
+    app = flask.Flask(__name__)
+    app.config.update(
+        guard_config,
+        SECRET_KEY="a-session-secret-of-more-than-32-characters",
+        GUARD_AUTH=["session"],
+        **extra,
+    )
+    CasbinGuard(app)
+    app.register_blueprint(auth_blueprint(), url_prefix="/auth")
+    return app
+
+
+def session_cookie(app: flask.Flask, base_url: str, **headers: str) -> str:
+    body = {"login": "alice", "password": PASSWORDS["alice"]}
+    answer = app.test_client().post("/auth/login", json=body, base_url=base_url, headers=headers)
+    assert answer.status_code == 200
+    [cookie] = [c for c in answer.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    return cookie
+
+
+def test_session_cookies_are_secure_on_https_requests(guard_config: dict[str, Any]) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = session_app(guard_config)  # GUARD_SESSION_SECURE unset, PREFERRED_URL_SCHEME http
+    assert "Secure" in session_cookie(app, "https://localhost")
+    assert "Secure" not in session_cookie(app, "http://localhost")
+    # Behind a TLS-terminating proxy, once the app trusts its X-Forwarded-Proto.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)
+    assert "Secure" in session_cookie(app, "http://localhost", **{"X-Forwarded-Proto": "https"})
+    assert "Secure" not in session_cookie(app, "http://localhost")
+
+
+def test_an_explicit_session_secure_setting_wins(guard_config: dict[str, Any]) -> None:
+    app = session_app(guard_config, GUARD_SESSION_SECURE=False)
+    assert "Secure" not in session_cookie(app, "https://localhost")
+    app = session_app(guard_config, GUARD_SESSION_SECURE=True)
+    assert "Secure" in session_cookie(app, "http://localhost")
