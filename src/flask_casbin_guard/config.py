@@ -57,6 +57,8 @@ class GuardSettings:
     jwt_leeway: timedelta = timedelta(seconds=10)
     #: verified tokens remembered until they expire (LRU); 0 verifies every request
     jwt_cache_size: int = 4096
+    #: bytes those tokens and their claims may hold, whatever their number
+    jwt_cache_bytes: int = 16 << 20
     #: how other processes learn of policy changes (database stores only; default: polling)
     watcher: str | None = None
     #: seconds between two reads of the store's version (the bound on a lost notification)
@@ -65,6 +67,10 @@ class GuardSettings:
     default_authorize: Any = None
     #: decisions remembered per policy version (LRU); 0 turns the cache off
     decision_cache_size: int = 16384
+    #: bytes those decisions may hold (their request values), whatever their number
+    decision_cache_bytes: int = 16 << 20
+    #: longest object value (characters) of an object permission; longer ones are a 400
+    max_object_length: int = 1024
     #: roles given to users created through the user store
     default_roles: tuple[str, ...] = ()
     #: put before every login to make its Casbin subject (``"user:"``), keeping users and
@@ -254,6 +260,18 @@ def _cache_size(name: str, value: Any) -> int:
     return value
 
 
+def _bytes(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1 << 40:
+        raise ConfigurationError(f"{_key(name)} must be a number of bytes from 0 to 2**40")
+    return value
+
+
+def _object_length(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= 1 << 20:
+        raise ConfigurationError(f"{_key(name)} must be an integer from 16 to 1048576")
+    return value
+
+
 def _str(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigurationError(f"{_key(name)} must be a string")
@@ -301,12 +319,15 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "jwt_expires": _expires,
     "jwt_leeway": _leeway,
     "jwt_cache_size": _cache_size,
+    "jwt_cache_bytes": _bytes,
     "watcher": _opt_str,
     "watcher_interval": _interval,
     "default_authorize": _any,
     "default_roles": _names,
     "user_prefix": _prefix,
     "decision_cache_size": _cache_size,
+    "decision_cache_bytes": _bytes,
+    "max_object_length": _object_length,
     "mode": _mode,
     "open_static": _bool,
     "realm": _opt_str,

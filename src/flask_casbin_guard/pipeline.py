@@ -296,7 +296,7 @@ def run(route: GuardedRoute, view_args: dict[str, Any]) -> Any:
     if not view_args.keys() <= route.plan.names and not route.plan.var_keyword:
         check_path_params(route.plan, route.endpoint, list(view_args))
     if declaration.objects:
-        check_object_values(declaration, route.plan, values, view_args)
+        check_object_values(declaration, route.plan, values, view_args, state.settings)
     for permission in declaration.objects:
         _check_object(state, caller, permission, values[permission.param])
     view = current_app.ensure_sync(route.view) if route.is_async else route.view

@@ -102,6 +102,7 @@ class AppState:
                 source=loaded.source,
                 functions=self.guard.functions,
                 cache_size=settings.decision_cache_size,
+                cache_bytes=settings.decision_cache_bytes,
             )
             holder = EngineHolder(engine)
             policies = PolicyManager(
@@ -111,6 +112,7 @@ class AppState:
                 holder,
                 self.guard.functions,
                 settings.decision_cache_size,
+                settings.decision_cache_bytes,
             )
             policies.version = loaded.version
             watcher, users, revocations = None, None, self.revocations

@@ -8,9 +8,11 @@ baseline request, so a regression fails the test instead of hanging it. docs/sec
 
 from __future__ import annotations
 
+import gc
 import statistics
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +22,8 @@ from passlib.hash import sha512_crypt
 
 from conftest import PASSWORDS
 from flask_casbin_guard import CasbinGuard
-from helpers import basic
+from flask_casbin_guard.pipeline import STATE_KEY
+from helpers import basic, bearer
 
 #: sha512_crypt rounds of the "legacy" hash: low enough for a quick test, high enough that its
 #: cost grows with the password's length as passlib's default (656,000 rounds) does
@@ -204,3 +207,72 @@ def test_an_explicit_session_secure_setting_wins(guard_config: dict[str, Any]) -
     assert "Secure" not in session_cookie(app, "https://localhost")
     app = session_app(guard_config, GUARD_SESSION_SECURE=True)
     assert "Secure" in session_cookie(app, "http://localhost")
+
+
+# --- item 2: memory bounded in bytes, not entries ---------------------------------------------
+
+MiB = 1 << 20
+
+
+def files_app(guard_config: dict[str, Any], **extra: Any) -> flask.Flask:
+    app = flask.Flask(__name__)
+    app.config.update(guard_config, GUARD_AUTH=["bearer"], **extra)
+    guard = CasbinGuard(app)
+    app.post("/files")(guard.authorize(("file", "name", "read"))(lambda name: name))
+    return app
+
+
+def retained_by(attack: Callable[[], None]) -> int:
+    """Bytes still allocated once ``attack`` is over and its garbage collected."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        attack()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def megabyte_denials(app: flask.Flask, expected: int) -> Callable[[], None]:
+    """48 requests, each for a different 1 MB object value, by a user with no rights."""
+    with app.app_context():
+        token = app.extensions["casbin_guard"].create_token("nobody")
+    client = app.test_client()
+
+    def attack() -> None:
+        for i in range(48):
+            name = f"{i:02d}" + "x" * (MiB - 2)
+            answer = client.post("/files", json={"name": name}, headers=bearer(token))
+            assert answer.status_code == expected
+            del answer
+
+    return attack
+
+
+def test_megabyte_object_values_are_refused_and_pin_nothing(
+    guard_config: dict[str, Any],
+) -> None:
+    app = files_app(guard_config)
+    client = app.test_client()
+    with app.app_context():
+        token = app.extensions["casbin_guard"].create_token("nobody")
+    answer = client.post("/files", json={"name": "x" * 1025}, headers=bearer(token))
+    assert answer.status_code == 400
+    assert answer.json["details"][0]["expected"] == "at most 1024 characters"
+    assert (
+        client.post("/files", json={"name": "x" * 1024}, headers=bearer(token)).status_code == 403
+    )
+    # Before the bound: 403 each, and 47 MiB pinned by the decision cache's keys.
+    retained = retained_by(megabyte_denials(app, 400))
+    assert retained < 2 * MiB, f"{retained / MiB:.1f} MiB retained"
+
+
+def test_the_decision_cache_is_bounded_in_bytes(guard_config: dict[str, Any]) -> None:
+    # Values as long as a megabyte are allowed here: the cache alone must bound what they pin.
+    app = files_app(guard_config, GUARD_MAX_OBJECT_LENGTH=MiB, GUARD_DECISION_CACHE_BYTES=4 * MiB)
+    retained = retained_by(megabyte_denials(app, 403))
+    assert retained < 6 * MiB, f"{retained / MiB:.1f} MiB retained"
+    info = app.extensions[STATE_KEY].holder.engine._cached_explain.cache_info()
+    assert info.bytes <= info.maxbytes == 4 * MiB and info.currsize <= 4
