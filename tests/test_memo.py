@@ -64,3 +64,21 @@ def test_concurrent_calls_keep_the_counts_consistent() -> None:
     info = memo.cache_info()
     assert info.currsize == 50 and info.hits + info.misses == 8000
     assert info.bytes == sum(entry[1] for entry in memo._entries.values())
+
+
+def test_answers_expire_after_their_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    calls: list[str] = []
+    memo = BoundedMemo(lambda key: calls.append(key) or len(calls), 10, 1 << 20, ttl=1.0)
+    assert memo("a") == 1 and memo("a") == 1
+    now[0] += 1.5
+    assert memo("a") == 2  # older than the ttl: asked again
+
+
+def test_an_answer_computed_across_a_clear_is_not_kept() -> None:
+    memo: BoundedMemo[int] = BoundedMemo(lambda key: memo.cache_clear() or 1, 10, 1 << 20)
+    assert memo("a") == 1
+    assert memo.cache_info().currsize == 0  # cleared while computing: possibly stale

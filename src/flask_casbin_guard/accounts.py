@@ -90,7 +90,7 @@ class AccountsAPI:
         family = claims["fam"] if isinstance(claims.get("fam"), str) else jti
         identity = Identity(login=claims["sub"], scheme="bearer", claims=claims)
         revocations = state.revocations
-        if revocations.is_revoked(family_key(family)):
+        if revocations.is_revoked_now(family_key(family)):
             raise AuthenticationFailed("bearer: refresh token family revoked", login=identity.login)
         if not revocations.claim(jti, float(claims["exp"])):
             settings = state.settings

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -58,6 +59,8 @@ class BoundedMemo(Generic[R]):
     :param maxbytes: total weight of the entries kept at most (keys and values).
     :param weigh: ``(args, result) -> bytes`` that entry holds apart from what is shared with
         longer-lived structures (default :func:`weigh_arguments`).
+    :param ttl: seconds an answer is used for (``None``: until evicted), for answers that
+        another process may change (``time.monotonic`` measures it).
     """
 
     def __init__(
@@ -66,37 +69,47 @@ class BoundedMemo(Generic[R]):
         maxsize: int,
         maxbytes: int,
         weigh: Callable[[tuple[Any, ...], R], int] = weigh_arguments,
+        ttl: float | None = None,
     ) -> None:
         self._func = func
         self._maxsize = maxsize
         self._maxbytes = maxbytes
         self._weigh = weigh
-        self._entries: OrderedDict[Hashable, tuple[R, int]] = OrderedDict()
+        self._ttl = ttl
+        #: args -> (result, weight, monotonic time it was computed)
+        self._entries: OrderedDict[Hashable, tuple[R, int, float]] = OrderedDict()
         self._bytes = 0
         self._hits = self._misses = 0
+        # Bumped by cache_clear: an answer computed before a clear is not stored after it.
+        self._generation = 0
         # Compound updates (move, evict, count bytes) must not interleave between threads.
         self._lock = threading.Lock()
 
     def __call__(self, *args: Any) -> R:
+        # Taken before the call: an answer is never used past ttl after it was asked for.
+        now = time.monotonic() if self._ttl is not None else 0.0
         with self._lock:
             found = self._entries.get(args)
-            if found is not None:
+            if found is not None and (self._ttl is None or now - found[2] <= self._ttl):
                 self._entries.move_to_end(args)
                 self._hits += 1
                 return found[0]
             self._misses += 1
+            generation = self._generation
         result = self._func(*args)  # outside the lock: calls may run concurrently
         size = self._weigh(args, result) + ENTRY_OVERHEAD
         if size > self._maxbytes:
             return result  # would evict everything else and still not fit
         with self._lock:
+            if generation != self._generation:
+                return result  # asked before a change this process made: possibly stale
             previous = self._entries.pop(args, None)
             if previous is not None:
                 self._bytes -= previous[1]
-            self._entries[args] = (result, size)
+            self._entries[args] = (result, size, now)
             self._bytes += size
             while len(self._entries) > self._maxsize or self._bytes > self._maxbytes:
-                _, (_, dropped) = self._entries.popitem(last=False)
+                _, (_, dropped, _) = self._entries.popitem(last=False)
                 self._bytes -= dropped
         return result
 
@@ -112,7 +125,9 @@ class BoundedMemo(Generic[R]):
             )
 
     def cache_clear(self) -> None:
+        """Forget every answer, and those being computed meanwhile."""
         with self._lock:
+            self._generation += 1
             self._entries.clear()
             self._bytes = 0
             self._hits = self._misses = 0

@@ -19,6 +19,7 @@ from .authn.credentials import PasswordChecker
 from .authn.ratelimit import FailureLimiter
 from .authn.registry import PASSWORD_SCHEMES, build_schemes, make_limiter
 from .authn.revocation import (
+    REVOCATION_TTL,
     MemoryRevocations,
     Revocations,
     StoreRevocations,
@@ -120,7 +121,7 @@ class AppState:
                 # The built-in user store lives in the policy database: users, API keys,
                 # revocations are then shared by every process.
                 users = UserStore(store.engine, policy=store)
-                revocations = StoreRevocations(users)
+                revocations = StoreRevocations(users, _revocation_ttl(settings))
                 users.on_delete.append(_weak_listener(self))
                 # Without GUARD_WATCHER a database store is still polled: processes sharing it
                 # would otherwise never see each other's changes.
@@ -141,7 +142,7 @@ class AppState:
                 # in memory they would come back to life with the next deploy.
                 local = open_local(settings.revocation_store, self.instance_path)
                 weakref.finalize(self, local.close)
-                revocations = StoreRevocations(local)
+                revocations = StoreRevocations(local, _revocation_ttl(settings))
             limiter = make_limiter(settings)
             if "session" in settings.auth:
                 self._configure_session(settings)
@@ -332,6 +333,11 @@ class AppState:
     def reload_policy(self) -> None:
         """Re-read the policy from its store, then swap; on any error the current one stays."""
         self.policies.reload(force=True)
+
+
+def _revocation_ttl(settings: GuardSettings) -> float:
+    """How long another process's revocation may go unseen: never more than the policy's."""
+    return min(REVOCATION_TTL, settings.watcher_interval)
 
 
 def _weak_listener(state: AppState) -> Callable[[str], None]:

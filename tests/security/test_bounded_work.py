@@ -276,3 +276,77 @@ def test_the_decision_cache_is_bounded_in_bytes(guard_config: dict[str, Any]) ->
     assert retained < 6 * MiB, f"{retained / MiB:.1f} MiB retained"
     info = app.extensions[STATE_KEY].holder.engine._cached_explain.cache_info()
     assert info.bytes <= info.maxbytes == 4 * MiB and info.currsize <= 4
+
+
+# --- item 2: revocation checks in memory, kept current ----------------------------------------
+
+
+def counted_reads(app: flask.Flask) -> list[tuple[str, ...]]:
+    """Every token-id read the app's revocation store answers from now on."""
+    store = app.extensions[STATE_KEY].revocations._store
+    reads: list[tuple[str, ...]] = []
+    real = store.is_revoked
+
+    def counting(*jtis: str) -> bool:
+        reads.append(jtis)
+        return bool(real(*jtis))
+
+    store.is_revoked = counting
+    return reads
+
+
+def test_revocation_checks_are_in_memory_and_kept_current(guard_config: dict[str, Any]) -> None:
+    app = flask.Flask(__name__)
+    app.config.update(guard_config, GUARD_AUTH=["bearer"])
+    guard = CasbinGuard(app)
+    app.get("/me")(guard.authorize("AUTH")(lambda: "me"))
+    # Another process on the same revocation store (its own state, caches and connections).
+    other = flask.Flask(__name__)
+    other.config.update(guard_config, GUARD_AUTH=["bearer"])
+    other_guard = CasbinGuard(other)
+    ttl = app.extensions[STATE_KEY].revocations._ttl
+    assert ttl <= app.extensions[STATE_KEY].settings.watcher_interval
+    with app.app_context():
+        mine, theirs = guard.create_token("alice"), guard.create_token("bob")
+    client = app.test_client()
+    reads = counted_reads(app)
+    for _ in range(50):
+        assert client.get("/me", headers=bearer(mine)).status_code == 200
+    # Before: one database read per request (~0.5 ms each); now one per ttl at most.
+    assert len(reads) <= 2, len(reads)
+    # This process's own revocation applies at once.
+    with app.app_context():
+        guard.revoke_token(mine)
+    assert client.get("/me", headers=bearer(mine)).status_code == 401
+    # Another process's within the bound (the policy-sync interval, 1 s at most).
+    assert client.get("/me", headers=bearer(theirs)).status_code == 200
+    with other.app_context():
+        other_guard.revoke_token(theirs)
+    revoked_at = time.monotonic()
+    while client.get("/me", headers=bearer(theirs)).status_code == 200:
+        assert time.monotonic() - revoked_at <= ttl + 0.1, "another process's revocation unseen"
+        time.sleep(0.05)
+
+
+def test_in_memory_revocations_insert_in_constant_time_and_expire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flask_casbin_guard.authn.revocation import MemoryRevocations
+
+    revocations = MemoryRevocations()
+    soon = time.time() + 3600
+
+    def fill() -> None:
+        for i in range(20_000):
+            revocations.revoke(f"jti-{i}", soon)
+
+    # Each insert used to scan every id (20,000 inserts: 2e8 steps); now each costs O(1).
+    assert within(5.0, fill) is not None, "20,000 revocations took more than 5 s"
+    assert revocations.is_revoked("jti-19999") and not revocations.is_revoked("other")
+    assert revocations.claim("once", time.time() - 120) and not revocations.claim("once", soon)
+    revocations.revoke("late", time.time() + 30)
+    later = time.time() + 300
+    monkeypatch.setattr(time, "time", lambda: later)  # five minutes on
+    revocations.revoke("trigger", later + 60)  # a write purges what expired
+    assert not revocations.is_revoked("late") and not revocations.is_revoked("once")
+    assert revocations.is_revoked("jti-0") and revocations.is_revoked("trigger")
