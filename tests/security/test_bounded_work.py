@@ -310,10 +310,11 @@ def test_revocation_checks_are_in_memory_and_kept_current(guard_config: dict[str
         mine, theirs = guard.create_token("alice"), guard.create_token("bob")
     client = app.test_client()
     reads = counted_reads(app)
+    started = time.monotonic()
     for _ in range(50):
         assert client.get("/me", headers=bearer(mine)).status_code == 200
     # Before: one database read per request (~0.5 ms each); now one per ttl at most.
-    assert len(reads) <= 2, len(reads)
+    assert len(reads) <= 1 + (time.monotonic() - started) / ttl, len(reads)
     # This process's own revocation applies at once.
     with app.app_context():
         guard.revoke_token(mine)
@@ -323,8 +324,13 @@ def test_revocation_checks_are_in_memory_and_kept_current(guard_config: dict[str
     with other.app_context():
         other_guard.revoke_token(theirs)
     revoked_at = time.monotonic()
-    while client.get("/me", headers=bearer(theirs)).status_code == 200:
-        assert time.monotonic() - revoked_at <= ttl + 0.1, "another process's revocation unseen"
+    while True:
+        sent = time.monotonic()
+        status = client.get("/me", headers=bearer(theirs)).status_code
+        if status == 401:
+            break
+        assert status == 200
+        assert sent - revoked_at <= ttl, "another process's revocation unseen past the bound"
         time.sleep(0.05)
 
 
