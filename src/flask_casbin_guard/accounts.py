@@ -42,7 +42,9 @@ class AccountsAPI:
         except GuardError:  # no single app to read a policy from: the defaults apply
             settings = None
         policy = settings or GuardSettings()
-        check_password_policy(password, policy.password_min_length, policy.password_check)
+        check_password_policy(
+            password, policy.password_min_length, policy.password_check, policy.password_max_length
+        )
         return self.hasher.hash(password)
 
     def verify_password(self, password: str, stored: str | None) -> bool:
@@ -88,7 +90,7 @@ class AccountsAPI:
         family = claims["fam"] if isinstance(claims.get("fam"), str) else jti
         identity = Identity(login=claims["sub"], scheme="bearer", claims=claims)
         revocations = state.revocations
-        if revocations.is_revoked(family_key(family)):
+        if revocations.is_revoked_now(family_key(family)):
             raise AuthenticationFailed("bearer: refresh token family revoked", login=identity.login)
         if not revocations.claim(jti, float(claims["exp"])):
             settings = state.settings

@@ -121,7 +121,12 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
         if not is_safe_login(user):
             raise ParameterError([ParamIssue("login", "json", "a printable login without commas")])
         try:
-            check_password_policy(password, settings.password_min_length, settings.password_check)
+            check_password_policy(
+                password,
+                settings.password_min_length,
+                settings.password_check,
+                settings.password_max_length,
+            )
             with _store_needed():
                 guard.create_user(user, password)
         except PasswordPolicyError as error:

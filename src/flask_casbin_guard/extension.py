@@ -11,12 +11,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, has_app_context, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.local import LocalProxy
 
 from . import signals
 from .accounts import AccountsAPI
 from .authn.base import Scheme
 from .authn.passwords import PasswordHasher
+from .authn.session import RequestSchemeSessionInterface
 from .authz.statics import is_static_endpoint
 from .classviews import authorized, compile_endpoint
 from .errors import (
@@ -96,6 +98,10 @@ class CasbinGuard(AccountsAPI):
         app.before_request_funcs.setdefault(None, []).insert(0, _refuse_uncovered)
         app.register_error_handler(GuardHTTPError, self._render_error)
         app.after_request(explain_header)
+        if type(app.session_interface) is SecureCookieSessionInterface:
+            # Only Flask's own interface is replaced: a custom one (Flask-Session...) keeps
+            # its flags, and SESSION_COOKIE_SECURE as the guard sets it (docs/authentication.md).
+            app.session_interface = RequestSchemeSessionInterface(_request_is_secure, _auto_secure)
         from .cli import guard_cli  # the CLI sits above the extension in the layers
 
         app.cli.add_command(guard_cli)
@@ -379,6 +385,15 @@ def _audit(error: GuardHTTPError) -> None:
             reason=error.log_message,
             status=error.status,
         )
+
+
+def _request_is_secure() -> bool:
+    return has_request_context() and request.is_secure
+
+
+def _auto_secure(app: Flask) -> bool:
+    state: AppState | None = app.extensions.get(STATE_KEY)
+    return state is not None and state.secure_from_request
 
 
 def _refuse_uncovered() -> Any:

@@ -371,7 +371,7 @@ def admit(route: GuardedRoute, view_args: dict[str, Any]) -> dict[str, Any]:
     if not view_args.keys() <= route.plan.names and not route.plan.var_keyword:
         check_path_params(route.plan, route.endpoint, list(view_args))
     if declaration.objects:
-        check_object_values(declaration, route.plan, values, view_args)
+        check_object_values(declaration, route.plan, values, view_args, state.settings)
         loaders = state.guard.object_loaders
         check_objects(caller, declaration.objects, values, loaders, _load)
     return values

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .authz.engine import DECISION_CACHE_SIZE, EngineHolder, PolicyEngine
+from .authz.engine import DECISION_CACHE_BYTES, DECISION_CACHE_SIZE, EngineHolder, PolicyEngine
 from .errors import GuardError, PolicyError, PolicyRejected
 from .store.base import Change, PolicyStore
 from .store.csv import PolicyRow, check_row, read_policy_file
@@ -56,9 +56,10 @@ class PolicyManager:
         holder: EngineHolder,
         functions: Mapping[str, Callable[..., Any]] | None = None,
         cache_size: int = DECISION_CACHE_SIZE,
+        cache_bytes: int = DECISION_CACHE_BYTES,
     ) -> None:
         self.model_text, self.source, self.store = model_text, source, store
-        self.cache_size = cache_size
+        self.cache_size, self.cache_bytes = cache_size, cache_bytes
         self.holder = holder
         self.functions = dict(functions or {})
         self.arities = holder.engine.arities
@@ -189,6 +190,7 @@ class PolicyManager:
             source=self.source,
             functions=self.functions,
             cache_size=self.cache_size,
+            cache_bytes=self.cache_bytes,
         )
 
     def rebuild(self) -> None:

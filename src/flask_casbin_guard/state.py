@@ -19,6 +19,7 @@ from .authn.credentials import PasswordChecker
 from .authn.ratelimit import FailureLimiter
 from .authn.registry import PASSWORD_SCHEMES, build_schemes, make_limiter
 from .authn.revocation import (
+    REVOCATION_TTL,
     MemoryRevocations,
     Revocations,
     StoreRevocations,
@@ -85,6 +86,8 @@ class AppState:
         self._lock = threading.RLock()
         #: guarded forms of views registered without the guard's wrapper (``None``: uncovered)
         self.late_routes: dict[str, ViewFunc | None] = {}
+        #: guard sessions with GUARD_SESSION_SECURE unset: ``Secure`` follows each request's scheme
+        self.secure_from_request = False
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -107,6 +110,7 @@ class AppState:
                 source=loaded.source,
                 functions=self.guard.functions,
                 cache_size=settings.decision_cache_size,
+                cache_bytes=settings.decision_cache_bytes,
             )
             holder = EngineHolder(engine)
             policies = PolicyManager(
@@ -116,6 +120,7 @@ class AppState:
                 holder,
                 self.guard.functions,
                 settings.decision_cache_size,
+                settings.decision_cache_bytes,
             )
             policies.version = loaded.version
             watcher, users, revocations = None, None, self.revocations
@@ -123,7 +128,7 @@ class AppState:
                 # The built-in user store lives in the policy database: users, API keys,
                 # revocations are then shared by every process.
                 users = UserStore(store.engine, policy=store)
-                revocations = StoreRevocations(users)
+                revocations = StoreRevocations(users, _revocation_ttl(settings))
                 users.on_delete.append(_weak_listener(self))
                 # Without GUARD_WATCHER a database store is still polled: processes sharing it
                 # would otherwise never see each other's changes.
@@ -144,7 +149,7 @@ class AppState:
                 # in memory they would come back to life with the next deploy.
                 local = open_local(settings.revocation_store, self.instance_path)
                 weakref.finalize(self, local.close)
-                revocations = StoreRevocations(local)
+                revocations = StoreRevocations(local, _revocation_ttl(settings))
             limiter = make_limiter(settings)
             if "session" in settings.auth:
                 self._configure_session(settings)
@@ -165,7 +170,11 @@ class AppState:
             self.users, self.revocations = users, revocations
             #: the checks of every password login (rate limit, dummy hash, rehash)
             self.password_checker = PasswordChecker(
-                self._get_user_pass, self.guard.hasher, limiter, self._store_rehash
+                self._get_user_pass,
+                self.guard.hasher,
+                limiter,
+                self._store_rehash,
+                settings.password_max_length,
             )
             self.limiter = limiter
             self.explain = settings.mode == "dev"
@@ -330,7 +339,8 @@ class AppState:
         return check_identity(identity, self.revocations) if identity is not None else None
 
     def _configure_session(self, settings: GuardSettings) -> None:
-        """Cookie flags for login sessions: HttpOnly, SameSite=Lax, Secure under https."""
+        """Cookie flags for login sessions: HttpOnly, SameSite=Lax, Secure under https
+        (``PREFERRED_URL_SCHEME``, and per request for an HTTPS request when left to us)."""
         secret = self.config.get("SECRET_KEY")
         if not secret or len(secret) < 16:
             raise ConfigurationError(
@@ -340,6 +350,7 @@ class AppState:
         if self.config.get("SESSION_COOKIE_SAMESITE") in (None, "None"):
             self.config["SESSION_COOKIE_SAMESITE"] = "Lax"
         secure = settings.session_secure
+        self.secure_from_request = secure is None
         if secure or (secure is None and self.config.get("PREFERRED_URL_SCHEME") == "https"):
             self.config["SESSION_COOKIE_SECURE"] = True
 
@@ -381,6 +392,11 @@ class AppState:
     def reload_policy(self) -> None:
         """Re-read the policy from its store, then swap; on any error the current one stays."""
         self.policies.reload(force=True)
+
+
+def _revocation_ttl(settings: GuardSettings) -> float:
+    """How long another process's revocation may go unseen: never more than the policy's."""
+    return min(REVOCATION_TTL, settings.watcher_interval)
 
 
 def _weak_listener(state: AppState) -> Callable[[str], None]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request
 from ..config import GuardSettings
 from ..errors import AuthenticationFailed, ConfigurationError
 from ..identity import Identity, is_safe_login
+from ..memo import BoundedMemo, weigh_strings
 from .base import quote_realm
 
 #: Claims the guard sets itself; callers of ``create_token`` cannot override them.
@@ -52,8 +53,11 @@ class BearerScheme:
         self._challenge = f"Bearer realm={quote_realm(realm)}"
         # Verified claims by token, until the token expires: a signature check costs ~40 µs per
         # request, a cache hit under 1 µs. Revocation is checked on every request after this.
-        size = settings.jwt_cache_size
-        self._verified = functools.lru_cache(maxsize=size)(self._verify) if size else self._verify
+        # Bounded in bytes too: a token may be 8 KB, and its claims whatever its issuer put.
+        size, budget = settings.jwt_cache_size, settings.jwt_cache_bytes
+        self._verified: Callable[[str], Mapping[str, Any]] = self._verify
+        if size and budget:
+            self._verified = BoundedMemo(self._verify, size, budget, _weigh_token)
 
     def challenge(self) -> str:
         return self._challenge
@@ -179,3 +183,9 @@ def _keys(settings: GuardSettings) -> tuple[Any, Any]:
             f"{type(error).__name__}"
         ) from None
     return signing, verifying
+
+
+def _weigh_token(args: tuple[Any, ...], claims: Mapping[str, Any]) -> int:
+    """The token and its claims, one level deep (nested claim values are rare and small)."""
+    items = sum(sys.getsizeof(key) + sys.getsizeof(value) for key, value in claims.items())
+    return weigh_strings(args) + sys.getsizeof(dict(claims)) + items

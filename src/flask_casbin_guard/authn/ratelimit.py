@@ -26,7 +26,8 @@ import contextlib
 import hashlib
 import ipaddress
 import time
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from limits import RateLimitItem, parse_many
@@ -41,6 +42,16 @@ _Key = tuple[str, str]
 _Check = tuple[_Key, list[tuple[RateLimitItem, _Key]]]
 
 
+def normalize_login(login: str) -> str:
+    """The default of ``GUARD_NORMALIZE_LOGIN``: NFKC, then case folding.
+
+    Failures are counted per normalized login, so a user lookup that ignores case (or
+    compatibility forms: fullwidth letters) gives ``Alice`` and ``ALICE`` no fresh attempts once
+    ``alice`` is limited. Used for counting only: the lookup still gets the login as typed.
+    """
+    return unicodedata.normalize("NFKC", login).casefold()
+
+
 class FailureLimiter:
     """Counts failed authentications; refuses further attempts once a limit is reached.
 
@@ -53,6 +64,8 @@ class FailureLimiter:
     :param login_ceiling: failures of one login from every client past which it is slowed.
     :param slow: limits per login from one client once the login is past its ceiling.
     :param registrations: limits on registrations per client, counted whatever their outcome.
+    :param normalize: maps a login to what its failures are counted under
+        (``GUARD_NORMALIZE_LOGIN``; default :func:`normalize_login`).
     """
 
     def __init__(
@@ -64,7 +77,9 @@ class FailureLimiter:
         login_ceiling: str = "",
         slow: str = "",
         registrations: str = "",
+        normalize: Callable[[str], str] | None = None,
     ) -> None:
+        self._normalize = normalize or normalize_login
         try:
             self._pair = _parse(per_login)
             self._address = _parse(per_address)
@@ -101,6 +116,7 @@ class FailureLimiter:
 
         :raises TooManyAttempts: over a limit, failures and attempts in flight together.
         """
+        login = self.counted(login)
         deadline = time.monotonic() + self.in_flight_wait
         while True:
             with self.reachable():
@@ -135,6 +151,18 @@ class FailureLimiter:
             raise
         return Attempt(self, login, address, held)
 
+    def counted(self, login: str) -> str:
+        """What failures of ``login`` are counted under (its normalized form)."""
+        try:
+            counted = self._normalize(login)
+        except Exception as error:  # the app's callable: a bug there must not pass as a login
+            raise ConfigurationError(
+                f"GUARD_NORMALIZE_LOGIN failed: {type(error).__name__}"
+            ) from None
+        if not isinstance(counted, str):
+            raise ConfigurationError("GUARD_NORMALIZE_LOGIN must return a string")
+        return counted
+
     def _release(self, held: list[_Key]) -> None:
         while held:
             self._in_flight(held.pop(), -1)
@@ -145,7 +173,10 @@ class FailureLimiter:
             pass
 
     def failed(self, login: str, address: str | None) -> None:
-        """Count one failed authentication of ``login`` from ``address``."""
+        """Count one failed authentication of ``login`` (normalized) from ``address``."""
+        self._count_failure(self.counted(login), address)
+
+    def _count_failure(self, login: str, address: str | None) -> None:
         pair, client, login_key = _identifiers(login, address)
         hits = [(self._pair, pair), (self._slow, _slow(pair)), (self._ceiling, login_key)]
         if client is not None:
@@ -221,6 +252,7 @@ class Attempt:
         held: list[_Key],
     ) -> None:
         self._limiter = limiter
+        #: the normalized login, as counted
         self._login, self._address = login, address
         self._held = held
         self._failed = False
@@ -243,7 +275,7 @@ class Attempt:
                 if self._failed:
                     # Counted before the reservation is freed: a concurrent check sees one or
                     # the other, never neither.
-                    self._limiter.failed(self._login, self._address)
+                    self._limiter._count_failure(self._login, self._address)
             finally:
                 self._limiter._release(self._held)
 

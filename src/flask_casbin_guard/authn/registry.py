@@ -51,7 +51,14 @@ def build_schemes(
             schemes.append(registered[name])
         elif name == "basic":
             schemes.append(
-                BasicScheme(get_user_pass, hasher, realm, limiter=limiter, rehash=rehash)
+                BasicScheme(
+                    get_user_pass,
+                    hasher,
+                    realm,
+                    limiter=limiter,
+                    rehash=rehash,
+                    max_length=settings.password_max_length,
+                )
             )
         elif name == "param":
             schemes.append(
@@ -62,6 +69,7 @@ def build_schemes(
                     password_field=settings.param_password,
                     limiter=limiter,
                     rehash=rehash,
+                    max_length=settings.password_max_length,
                 )
             )
         elif name == "bearer" and bearer is not None:
@@ -95,6 +103,7 @@ def make_limiter(settings: GuardSettings) -> FailureLimiter:
         login_ceiling=settings.auth_login_ceiling,
         slow=settings.auth_slow_rate_limit,
         registrations=settings.registration_rate_limit,
+        normalize=settings.normalize_login,
     )
 
 

@@ -14,15 +14,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import defaultdict
 from typing import Any, Protocol
 
 from ..errors import AuthenticationFailed, GuardError, PolicyUnavailable
 from ..identity import Identity
+from ..memo import BoundedMemo, weigh_arguments
 
 log = logging.getLogger("flask_casbin_guard")
 
 #: seconds between two purges of expired revocations, per process
 PURGE_INTERVAL = 3600.0
+#: seconds a revocation made in another process may go unseen here (at most)
+REVOCATION_TTL = 1.0
+#: token-id answers remembered per process, and the bytes they may hold
+REVOCATION_CACHE_SIZE, REVOCATION_CACHE_BYTES = 65536, 16 << 20
+#: seconds of expiry one bucket of :class:`MemoryRevocations` holds
+_BUCKET = 60
 
 
 def family_key(family: str) -> str:
@@ -34,7 +42,12 @@ class Revocations(Protocol):
     """Storage of revoked credential ids, per-user stamps and disabled accounts."""
 
     def is_revoked(self, *jtis: str) -> bool:
-        """Whether any of these credential ids was revoked."""
+        """Whether any of these credential ids was revoked (may lag another process's
+        revocation by a bounded time: see :class:`StoreRevocations`)."""
+        ...
+
+    def is_revoked_now(self, *jtis: str) -> bool:
+        """:meth:`is_revoked`, asking the store itself (no lag), for rare and decisive checks."""
         ...
 
     def revoke(self, jti: str, expires_at: float) -> None: ...
@@ -65,37 +78,58 @@ class MemoryRevocations:
     (nothing of theirs needs revoking) and for tests. The guard never uses it for an app that
     has them: those keep revocations in a database, so they survive restarts and are shared by
     every process.
+
+    Lookups and inserts are O(1); expired ids are dropped a minute's bucket at a time, each
+    id once (a purge used to scan every id at each insert).
     """
 
     def __init__(self) -> None:
         self._revoked: dict[str, float] = {}
+        #: ids by the minute they expire in; minutes before ``_swept`` are dropped
+        self._buckets: defaultdict[int, list[str]] = defaultdict(list)
+        self._swept = int(time.time() // _BUCKET)
         self._stamps: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def is_revoked(self, *jtis: str) -> bool:
         return any(jti in self._revoked for jti in jtis)
 
+    is_revoked_now = is_revoked
+
     def revoke(self, jti: str, expires_at: float) -> None:
         with self._lock:
             self._purge()
-            self._revoked[jti] = max(expires_at, self._revoked.get(jti, expires_at))
+            self._add(jti, max(expires_at, self._revoked.get(jti, expires_at)))
 
     def claim(self, jti: str, expires_at: float) -> bool:
         with self._lock:
             self._purge()
             if jti in self._revoked:
                 return False
-            self._revoked[jti] = expires_at
+            self._add(jti, expires_at)
             return True
 
     def forget(self, login: str | None = None) -> None:
         return None  # nothing is remembered apart from what is stored here
 
+    def _add(self, jti: str, expires_at: float) -> None:
+        self._revoked[jti] = expires_at
+        # Never behind the sweep: an id already expired goes in the next bucket swept.
+        self._buckets[max(int(expires_at // _BUCKET), self._swept)].append(jti)
+
     def _purge(self) -> None:
         # Expired entries are useless: the credential is refused for its age anyway.
         now = time.time()
-        for old in [j for j, exp in self._revoked.items() if exp < now]:
-            del self._revoked[old]
+        current = int(now // _BUCKET)
+        # After a long idle time, visit the buckets that exist rather than every minute.
+        due: range | list[int] = range(self._swept, current)
+        if len(due) > len(self._buckets):
+            due = [minute for minute in self._buckets if minute < current]
+        for minute in due:
+            for jti in self._buckets.pop(minute, ()):
+                if self._revoked.get(jti, now) < now:
+                    del self._revoked[jti]
+        self._swept = max(self._swept, current)
 
     def revoke_user(self, login: str) -> None:
         with self._lock:
@@ -144,9 +178,11 @@ class StoreRevocations:
     """Revocations kept in a database: the user store's, shared by every process, or the
     app's own SQLite file when there is no policy database.
 
-    Answers are remembered for ``ttl`` seconds per login, so an authenticated request does not
-    cost three queries; a change made through this process clears them at once, and other
-    processes see it within ``ttl``.
+    Answers are remembered for ``ttl`` seconds, per login and per token id, so an
+    authenticated request costs no query at all while its answers are fresh; a change made
+    through this process clears them at once, and other processes see it within ``ttl``
+    (the guard uses 1 s, or ``GUARD_WATCHER_INTERVAL`` when shorter). Single use of refresh
+    tokens never relies on them: :meth:`claim` is one atomic write in the store.
 
     While the database is unreachable, a login answered before keeps its last answer (as the
     policy keeps its last good version), logged once per outage; anything this process cannot
@@ -158,9 +194,20 @@ class StoreRevocations:
     :param purge_every: seconds between two purges of expired revocations, done by a write.
     """
 
-    def __init__(self, store: Any, ttl: float = 1.0, purge_every: float = PURGE_INTERVAL) -> None:
+    def __init__(
+        self, store: Any, ttl: float = REVOCATION_TTL, purge_every: float = PURGE_INTERVAL
+    ) -> None:
         self._store = store
         self._ttl = ttl
+        # Token ids come from verified credentials, but a session id or a jti may still be
+        # long: bounded in bytes as well as in entries.
+        self._jtis = BoundedMemo(
+            self.is_revoked_now,
+            REVOCATION_CACHE_SIZE,
+            REVOCATION_CACHE_BYTES,
+            weigh_arguments,
+            ttl=ttl,
+        )
         self._purge_every = purge_every
         self._purged_at: float | None = None
         self._users: dict[str, tuple[float, bool | None, float | None]] = {}
@@ -168,17 +215,26 @@ class StoreRevocations:
         self._down = False
 
     def is_revoked(self, *jtis: str) -> bool:
+        return self._jtis(*jtis) if self._ttl > 0 else self.is_revoked_now(*jtis)
+
+    def is_revoked_now(self, *jtis: str) -> bool:
         try:
             return bool(self._store.is_revoked(*jtis))
         except GuardError as error:
             raise PolicyUnavailable(f"cannot check the token's revocation: {error}") from None
 
     def revoke(self, jti: str, expires_at: float) -> None:
-        self._store.revoke_jti(jti, expires_at)
+        try:
+            self._store.revoke_jti(jti, expires_at)
+        finally:
+            self._jtis.cache_clear()  # this process sees its own revocation at once
         self._purge()
 
     def claim(self, jti: str, expires_at: float) -> bool:
-        claimed = bool(self._store.claim(jti, expires_at))
+        try:
+            claimed = bool(self._store.claim(jti, expires_at))
+        finally:
+            self._jtis.cache_clear()
         self._purge()
         return claimed
 
@@ -210,6 +266,7 @@ class StoreRevocations:
         with self._lock:
             if login is None:
                 self._users.clear()
+                self._jtis.cache_clear()
             else:
                 self._users.pop(login, None)
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.wrappers import Request
 
 from ..errors import AuthenticationFailed, CsrfFailed
@@ -62,6 +64,27 @@ class SessionScheme:
         # The session id is the "jti" of revocation checks; iat is checked against stamps.
         claims = {"jti": data["sid"], "iat": data["iat"]}
         return Identity(login=data["login"], scheme=self.name, claims=claims)
+
+
+class RequestSchemeSessionInterface(SecureCookieSessionInterface):
+    """Flask's cookie sessions, marked ``Secure`` on every HTTPS request when asked to.
+
+    ``SESSION_COOKIE_SECURE`` is one value for the whole app, decided at start-up: an app
+    served over HTTPS whose ``PREFERRED_URL_SCHEME`` was left at ``http`` would send its login
+    session in a cookie a browser also sends over plain HTTP. This interface adds ``Secure``
+    whenever the request itself came over HTTPS (``request.is_secure``, after the app's proxy
+    handling such as ``ProxyFix``), for apps where ``auto(app)`` says the choice is the guard's.
+
+    :param is_secure: whether the current request came over HTTPS (``False`` outside one).
+    :param auto: whether the app left ``GUARD_SESSION_SECURE`` unset with the ``session`` scheme.
+    """
+
+    def __init__(self, is_secure: Callable[[], bool], auto: Callable[[Flask], bool]) -> None:
+        self._is_secure = is_secure
+        self._auto = auto
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return super().get_cookie_secure(app) or (self._auto(app) and self._is_secure())
 
 
 def start_session(session: Session, login: str) -> str:

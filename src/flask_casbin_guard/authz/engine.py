@@ -27,6 +27,7 @@ from casbin.rbac.default_role_manager import DomainManager, RoleManager
 from casbin.util.expression import SimpleEval
 
 from ..errors import PolicyError
+from ..memo import BoundedMemo
 from ..store.csv import PolicyRow
 from .assemble import build_index, paused_gc, role_graphs
 from .checks import check_eval_rules, unknown_functions
@@ -48,6 +49,8 @@ log = logging.getLogger("flask_casbin_guard.engine")
 
 #: decisions remembered per engine; an engine never changes, so its answers never go stale
 DECISION_CACHE_SIZE = 16384
+#: bytes they may hold: 16,384 one-megabyte object values would pin 16 GiB
+DECISION_CACHE_BYTES = 16 << 20
 
 #: matcher functions whose answer depends on more than the request (the clock)
 _IMPURE_FUNCTIONS = ("timeMatch",)
@@ -143,6 +146,7 @@ class PolicyEngine:
     :param source: names the model in errors and logs.
     :param functions: custom matcher functions, by the name the matcher calls them.
     :param cache_size: decisions remembered (LRU); 0 turns the cache off.
+    :param cache_bytes: bytes the remembered decisions (their request values) may hold.
     :param fast: use the indexed evaluator when the model allows it (``False``: always pycasbin).
     """
 
@@ -154,6 +158,7 @@ class PolicyEngine:
         source: str = "<model>",
         functions: Mapping[str, Callable[..., Any]] | None = None,
         cache_size: int = DECISION_CACHE_SIZE,
+        cache_bytes: int = DECISION_CACHE_BYTES,
         fast: bool = True,
     ) -> None:
         self.model_text = model_text
@@ -234,9 +239,9 @@ class PolicyEngine:
                     self.reason,
                 )
             self._reference = _build_enforcer(model_text, source, self.rows, self._functions)
-        self._cached_explain: Callable[..., tuple[bool, tuple[str, ...]]] = (
-            functools.lru_cache(maxsize=cache_size)(self._explain) if cache_size else self._explain
-        )
+        self._cached_explain: Callable[..., tuple[bool, tuple[str, ...]]] = self._explain
+        if cache_size and cache_bytes:
+            self._cached_explain = BoundedMemo(self._explain, cache_size, cache_bytes)
 
     def enforce(self, *rvals: Any) -> bool:
         """pycasbin's answer for the request values, in ``request_definition`` order.

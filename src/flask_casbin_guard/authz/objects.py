@@ -21,12 +21,16 @@ from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Any
 from urllib.parse import unquote
 
+from ..config import GuardSettings
 from ..errors import ConfigurationError, ParameterError, ParamIssue
 from ..params.plan import BindingPlan
 from .declarations import Declaration
 
 #: what a refused value should have looked like, for the 400 details
 EXPECTED = "a value without '.' or '..' path segments"
+#: longest object value by default (``GUARD_MAX_OBJECT_LENGTH``): decisions are remembered by
+#: their request values, so a megabyte value would pin a megabyte per denial
+MAX_OBJECT_LENGTH = 1024
 
 _SEPARATORS = re.compile(r"[/\\]")
 _DOTS = frozenset({".", ".."})
@@ -98,19 +102,26 @@ def check_object_values(
     plan: BindingPlan,
     values: Mapping[str, Any],
     view_args: Mapping[str, Any],
+    settings: GuardSettings | None = None,
 ) -> None:
-    """Refuse (400, every problem at once) object values with dot segments.
+    """Refuse (400, every problem at once) object values with dot segments or too long.
 
     Checked on the converted value's text, which is what an object string is built from; a
     loader gets the value only once it passed.
+
+    :param settings: where the longest value allowed is (``GUARD_MAX_OBJECT_LENGTH``).
     """
+    max_length = settings.max_object_length if settings is not None else MAX_OBJECT_LENGTH
     issues = []
     for param in sorted(declaration.params):
         text = object_text(values[param])
-        if has_dot_segment(text):
+        # The length first: the dot-segment check decodes the text up to three times.
+        too_long = len(text) > max_length
+        if too_long or has_dot_segment(text):
             source = "path" if param in view_args else _source(plan, param)
-            shown = text.encode("unicode_escape").decode("ascii")[:80]
-            issues.append(ParamIssue(param, source, EXPECTED, shown))
+            shown = text[:80].encode("unicode_escape").decode("ascii")[:80]
+            expected = f"at most {max_length} characters" if too_long else EXPECTED
+            issues.append(ParamIssue(param, source, expected, shown))
     if issues:
         raise ParameterError(issues)
 
