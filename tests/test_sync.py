@@ -517,3 +517,42 @@ def test_an_unreachable_server_is_retried_while_versions_are_read(
     assert "the connection failed" in warnings[0]
     assert "cannot publish version 3" in warnings[1]
     assert SECRET not in caplog.text
+
+
+def test_the_request_that_loads_the_policy_starts_the_watcher(tmp_path: Path) -> None:
+    """A process whose first request loads the policy listens from that request on.
+
+    Before the fix the watcher started at the process's second request: a gunicorn worker that
+    had served one request heard of no change until its next request, which was then decided on
+    the policy of the first one, however old.
+    """
+    from flask_casbin_guard import Flask
+    from flask_casbin_guard.pipeline import STATE_KEY
+    from helpers import wait_until as wait_for
+
+    url = f"sqlite:///{tmp_path / 'policy.db'}"
+
+    def app() -> Flask:
+        made = Flask(__name__)
+        made.config.update(
+            GUARD_POLICY=url, GUARD_WATCHER="poll", GUARD_WATCHER_INTERVAL=0.05,
+            GUARD_AUTH=["remote_user"], GUARD_TRUSTED_PROXIES=["127.0.0.1"],
+        )  # fmt: skip
+        made.get("/open", authorize="OPEN")(lambda: "open")
+        return made
+
+    served, writer = app(), app()
+    try:
+        assert served.test_client().get("/open").status_code == 200  # its one request
+        with writer.app_context():
+            assert writer.guard.policies.add_role("alice", "employee")
+
+        def sees_alice() -> bool:
+            with served.app_context():
+                return served.guard.has_role("alice", "employee")
+
+        wait_for(sees_alice, 10, "the served app to hear of alice's role with no other request")
+    finally:
+        watcher = getattr(served.extensions[STATE_KEY], "_watcher", None)
+        if watcher is not None:
+            watcher.stop()

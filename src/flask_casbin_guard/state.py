@@ -163,21 +163,24 @@ class AppState:
         Also starts the change watcher in this process: here, at a request, it runs in each
         gunicorn worker after the fork, never in the master (``start`` is cheap once running).
         """
+        if not self._ready:
+            with self._lock:
+                self.prepare()
+                needs_getter = PASSWORD_SCHEMES.intersection(self.settings.auth) - {"apikey"}
+                if needs_getter and self.password_getter is None:
+                    raise ConfigurationError(
+                        f"GUARD_AUTH enables {sorted(needs_getter)} but no password getter is "
+                        "set: use GUARD_GET_USER_PASS or @guard.password_getter"
+                    )
+                self._ready = True
+        # After prepare(), which creates the watcher at a process's first request: started
+        # before it, the watcher of a worker that loads its policy lazily would only run from
+        # that worker's second request on, and that request would be decided on the first's
+        # policy, however old.
         if self._watcher is not None:
             if self._loaded_pid != os.getpid():
                 self._catch_up()
             self._watcher.start(self._watch_callback)
-        if self._ready:
-            return
-        with self._lock:
-            self.prepare()
-            needs_getter = PASSWORD_SCHEMES.intersection(self.settings.auth) - {"apikey"}
-            if needs_getter and self.password_getter is None:
-                raise ConfigurationError(
-                    f"GUARD_AUTH enables {sorted(needs_getter)} but no password getter is set: "
-                    "use GUARD_GET_USER_PASS or @guard.password_getter"
-                )
-            self._ready = True
 
     def _catch_up(self) -> None:
         """In a process forked after the policy was loaded, reload it if the store moved on.
