@@ -477,11 +477,12 @@ def test_a_watcher_started_before_fork_restarts_in_the_child(push_url: str) -> N
         text=True,
         timeout=4 * WAIT,
     )
-    assert result.returncode == 0, result.stderr
-    assert "child healthy before start: False" in result.stdout
-    assert "child got [0, 42]" in result.stdout
+    shown = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, shown
+    assert "child healthy before start: False" in result.stdout, shown
+    assert "child got [0, 42]" in result.stdout, shown
     # the child's fresh start did not close the parent's connection
-    assert "parent got [0, 42]" in result.stdout
+    assert "parent got [0, 42]" in result.stdout, shown
 
 
 # -- broken connections ----------------------------------------------------------------------
