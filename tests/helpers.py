@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Callable
 
 JWT_SECRET = "test-secret-that-is-at-least-32-bytes-long!"
 
@@ -34,3 +36,60 @@ def basic(login: str, password: str) -> dict[str, str]:
 def bearer(token: str) -> dict[str, str]:
     """An ``Authorization: Bearer`` header."""
     return {"Authorization": f"Bearer {token}"}
+
+
+class WaitTimeout(AssertionError):
+    """A condition awaited by :func:`wait_until` did not come true in time: a test failure.
+
+    An ``AssertionError``, not a ``TimeoutError``: the latter is an ``OSError``, which the
+    callers that retry on connection errors would take for one and swallow.
+    """
+
+
+def wait_until(
+    condition: Callable[[], object],
+    timeout: float,
+    describe: str | Callable[[], str],
+    *,
+    step: float = 0.05,
+    retry_on: tuple[type[Exception], ...] = (),
+) -> float:
+    """Poll ``condition()`` until it returns a true value; the seconds that took.
+
+    Never a fixed sleep: the wait ends as soon as the condition holds, and ``timeout`` only
+    bounds how long a broken run takes to fail. It fails with :class:`WaitTimeout` naming what
+    was awaited (``describe``, or what it returns when called at the deadline) and what was
+    last seen: the condition's last false value, or the last exception from ``retry_on`` (a
+    server that is still starting).
+
+    :param step: seconds between two polls (0: back to back, for conditions that take time).
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    polls = 0
+    while True:
+        polls += 1
+        try:
+            last: object = condition()
+        except retry_on as error:
+            last = error
+        else:
+            if last:
+                return time.monotonic() - start
+        if time.monotonic() >= deadline:
+            what = _describe(describe)
+            seen = f"{type(last).__name__}: {last}" if isinstance(last, Exception) else repr(last)
+            raise WaitTimeout(
+                f"waited {time.monotonic() - start:.1f} s (limit {timeout:g} s, {polls} polls) "
+                f"for {what}; last seen: {seen}"
+            )
+        time.sleep(min(step, max(deadline - time.monotonic(), 0.0)))
+
+
+def _describe(describe: str | Callable[[], str]) -> str:
+    if not callable(describe):
+        return describe
+    try:
+        return describe()
+    except Exception as error:  # the failure message must still come out, the cause with it
+        return f"(describing the state failed: {type(error).__name__}: {error})"

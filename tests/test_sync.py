@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -28,12 +29,16 @@ from flask_casbin_guard.sync import DEFAULT_INTERVAL, PollWatcher, Watcher, make
 from flask_casbin_guard.sync.postgres import PostgresWatcher
 from flask_casbin_guard.sync.redis import RedisWatcher
 from flask_casbin_guard.sync.thread import ThreadWatcher
+from helpers import wait_until
 
 REDIS_URL = os.environ.get("GUARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 SECRET = "Pa55-w0rd-s3cret"
 LOGGER = "flask_casbin_guard.sync"
 #: long enough that only a notification, never the version read, can explain a delivery
 NO_POLL = 60.0
+#: bound of every wait for a delivery or a state: far above what it takes on a loaded 2-core
+#: machine, below NO_POLL (a delivery within it cannot be the version read's)
+WAIT = 30.0
 
 
 class Recorder:
@@ -61,7 +66,7 @@ class Recorder:
     def versions(self) -> list[int | None]:
         return [call[0] for call in self.calls]
 
-    def wait_for(self, version: int | None, timeout: float = 3.0) -> float:
+    def wait_for(self, version: int | None, timeout: float = WAIT) -> float:
         """The perf_counter time of the first call with ``version``; fails after ``timeout``."""
         with self._changed:
             self._changed.wait_for(lambda: version in self.versions, timeout)
@@ -69,14 +74,6 @@ class Recorder:
                 if seen == version:
                     return at
         pytest.fail(f"on_change({version!r}) not called within {timeout} s: {self.versions}")
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -120,7 +117,9 @@ def push_url(request: pytest.FixtureRequest) -> str:
 def started(watcher: Watcher, recorder: Recorder) -> Watcher:
     """Start ``watcher`` and wait until it listens and has reported its first version."""
     watcher.start(recorder)
-    wait_until(lambda: watcher.healthy and recorder.calls)
+    wait_until(lambda: watcher.healthy and recorder.calls, WAIT,
+               lambda: f"{watcher!r} healthy and its first version reported: {recorder.versions}",
+               step=0.01)  # fmt: skip
     return watcher
 
 
@@ -217,7 +216,8 @@ def test_malformed_specs_raise_without_the_password(spec: str, message: str) -> 
 @pytest.mark.parametrize("interval", [0, -1, float("nan"), True, "5"])
 def test_bad_intervals_raise(interval: object) -> None:
     with pytest.raises(ConfigurationError, match="interval"):
-        make_watcher("redis://cache/0", version=lambda: 0, interval=interval)  # type: ignore[arg-type]
+        # Values of the wrong type on purpose: what a hand-written config could hold.
+        make_watcher("redis://cache/0", version=lambda: 0, interval=cast(Any, interval))
 
 
 # -- the version read ------------------------------------------------------------------------
@@ -233,15 +233,23 @@ def test_version_read_alone_sees_a_store_write(
         else request.getfixturevalue("postgres_url")
     )
     store = DatabaseStore(url, {"p": 3, "g": 2})
+    reads = []
+
+    def version() -> int:
+        reads.append(store.version())
+        return reads[-1]
+
     try:
         recorder = Recorder()
-        started(watchers("poll:200ms", store.version), recorder)
+        started(watchers("poll:200ms", version), recorder)
         assert recorder.versions == [0]  # the first read always reports
         store.add([PolicyRow("p", ("alice", "data1", "read"))])
         committed = time.perf_counter()
         assert recorder.wait_for(1) - committed < 0.2 + 0.5
-        time.sleep(0.3)
-        assert recorder.versions == [0, 1]  # an unchanged version is not reported again
+        # Two more reads of the same version (not a fixed sleep): neither reports it again.
+        seen = len(reads)
+        wait_until(lambda: len(reads) >= seen + 2, WAIT, f"2 version reads after {seen}")
+        assert recorder.versions == [0, 1]
     finally:
         store.close()
 
@@ -276,7 +284,8 @@ def test_a_failing_on_change_is_logged_and_retried_by_the_next_read(
     recorder = Recorder(fail=lambda version: len(recorder.calls) == 1)
     watcher = watchers("poll:20ms", lambda: 7)
     watcher.start(recorder)
-    wait_until(lambda: len(recorder.calls) == 2)
+    wait_until(lambda: len(recorder.calls) == 2, WAIT,
+               lambda: f"the failed delivery retried: {recorder.versions}")  # fmt: skip
     assert recorder.versions == [7, 7]  # the failed delivery was retried, then not again
     [error] = sync_records(caplog, logging.ERROR)
     assert "on_change(7) raised RuntimeError" in error.getMessage()
@@ -298,7 +307,7 @@ def test_notifications_arrive_within_a_second(
     for version in range(1, 11):
         sent = time.perf_counter()
         writer.notify(version)
-        delays.append(recorder.wait_for(version, timeout=2.0) - sent)
+        delays.append(recorder.wait_for(version) - sent)
     assert max(delays) < 1.0, delays
     assert recorder.versions == list(range(11))
     # every call from the watcher's one thread, never two at once
@@ -329,7 +338,7 @@ def test_every_process_and_watcher_receives(
 
         watcher = make_watcher(sys.argv[1], version=lambda: 0, interval=60)
         watcher.start(lambda version: print("change", version, flush=True))
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # fails below, naming what was seen, if it is stuck
         while not watcher.healthy and time.monotonic() < deadline:
             time.sleep(0.01)
         print("ready", watcher.healthy, flush=True)
@@ -343,19 +352,21 @@ def test_every_process_and_watcher_receives(
         text=True,
     )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(child.stdout.readline, "")))  # type: ignore[union-attr]
+    output = child.stdout
+    assert output is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(output.readline, "")))
     reader.start()
     try:
         first, second = Recorder(), Recorder()
         started(watchers(push_url, interval=NO_POLL), first)
         started(watchers(push_url, interval=NO_POLL), second)
-        wait_until(lambda: "ready True\n" in lines, timeout=20)
+        wait_until(lambda: "ready True\n" in lines, WAIT * 2, lambda: f"the child ready: {lines}")
         watchers(push_url).notify(42)
         first.wait_for(42)
         second.wait_for(42)
-        wait_until(lambda: "change 42\n" in lines, timeout=3)
+        wait_until(lambda: "change 42\n" in lines, WAIT, lambda: f"the child's change: {lines}")
     finally:
-        child.communicate(timeout=10)
+        child.communicate(timeout=WAIT)
         reader.join()
     assert child.returncode == 0
 
@@ -374,8 +385,10 @@ def test_a_failing_on_change_does_not_stop_notifications(
         recorder.wait_for(version)
     expected = 4 if fail == "always" else 1  # with "always", the first read's call failed too
     # on_change records its call before raising: the log record follows a moment later
-    wait_until(lambda: len(sync_records(caplog, logging.ERROR)) >= expected)
-    time.sleep(0.05)
+    wait_until(lambda: len(sync_records(caplog, logging.ERROR)) >= expected, WAIT,
+               lambda: f"{expected} errors logged: {caplog.text}")  # fmt: skip
+    # No other call was made (the next read is NO_POLL away), so no other error can follow.
+    assert recorder.versions == [0, 1, 2, 3]
     errors = sync_records(caplog, logging.ERROR)
     assert len(errors) == expected
     assert watcher.healthy
@@ -392,7 +405,8 @@ def test_stop_returns_promptly(
 ) -> None:
     spec = "poll:60s" if kind == "poll" else request.getfixturevalue(f"{kind}_url")
     watcher = started(watchers(spec, interval=NO_POLL), Recorder())
-    thread = watcher._runner.thread  # type: ignore[attr-defined]
+    assert isinstance(watcher, ThreadWatcher) and watcher._runner is not None
+    thread = watcher._runner.thread
     began = time.perf_counter()
     watcher.stop()
     assert time.perf_counter() - began < 1.0
@@ -406,16 +420,18 @@ def test_start_is_idempotent_and_starts_afresh_after_fork(
 ) -> None:
     first = Recorder()
     watcher = started(watchers("poll:50ms", lambda: 4), first)
-    runner = watcher._runner  # type: ignore[attr-defined]
+    assert isinstance(watcher, ThreadWatcher)
+    runner = watcher._runner
+    assert runner is not None
     watcher.start(Recorder())
-    assert watcher._runner is runner  # type: ignore[attr-defined]
+    assert watcher._runner is runner
 
-    watcher._pid = -1  # type: ignore[attr-defined]  # as in a child forked after start()
+    watcher._pid = -1  # as in a child forked after start()
     assert not watcher.healthy  # the parent's thread does not run in "this" process
     second = Recorder()
     try:
         started(watcher, second)
-        assert watcher._runner is not runner  # type: ignore[attr-defined]
+        assert watcher._runner is not runner
         assert second.versions == [4]
     finally:
         runner.stop_event.set()  # in a real fork this thread would not exist
@@ -427,8 +443,8 @@ def test_a_watcher_started_before_fork_restarts_in_the_child(push_url: str) -> N
         import os, sys, threading, time
         from flask_casbin_guard.sync import make_watcher
 
-        def wait(condition):
-            deadline = time.monotonic() + 10
+        def wait(condition):  # bounded: the output names what never came
+            deadline = time.monotonic() + 60
             while not condition() and time.monotonic() < deadline:
                 time.sleep(0.01)
 
@@ -459,13 +475,14 @@ def test_a_watcher_started_before_fork_restarts_in_the_child(push_url: str) -> N
         [sys.executable, "-c", textwrap.dedent(script), push_url],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=4 * WAIT,
     )
-    assert result.returncode == 0, result.stderr
-    assert "child healthy before start: False" in result.stdout
-    assert "child got [0, 42]" in result.stdout
+    shown = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, shown
+    assert "child healthy before start: False" in result.stdout, shown
+    assert "child got [0, 42]" in result.stdout, shown
     # the child's fresh start did not close the parent's connection
-    assert "parent got [0, 42]" in result.stdout
+    assert "parent got [0, 42]" in result.stdout, shown
 
 
 # -- broken connections ----------------------------------------------------------------------
@@ -480,9 +497,10 @@ def test_a_broken_connection_is_restored_and_logged_once(
     watcher = started(watchers(push_url, lambda: version[0], interval=NO_POLL), recorder)
     version[0] = 1  # a write whose notification is lost: only a read can find it
     break_listener(push_url)
-    wait_until(lambda: sync_records(caplog, logging.INFO) and watcher.healthy)
+    wait_until(lambda: sync_records(caplog, logging.INFO) and watcher.healthy, WAIT,
+               lambda: f"the connection restored: {caplog.text}")  # fmt: skip
     # a reconnection reads the version at once rather than after the 60 s interval
-    recorder.wait_for(1, timeout=1.0)
+    recorder.wait_for(1)
     sent = time.perf_counter()
     watchers(push_url).notify(5)
     assert recorder.wait_for(5) - sent < 1.0
@@ -508,8 +526,9 @@ def test_an_unreachable_server_is_retried_while_versions_are_read(
     watcher.start(recorder)
     recorder.wait_for(1)
     version[0] = 2
-    recorder.wait_for(2, timeout=1.0)
-    wait_until(lambda: "failed again" in caplog.text, timeout=3)  # retried with backoff
+    recorder.wait_for(2)  # versions are read every 0.05 s meanwhile
+    wait_until(lambda: "failed again" in caplog.text, WAIT,  # retried with backoff
+               lambda: f"a second connection failure: {caplog.text}")  # fmt: skip
     assert not watcher.healthy
     watcher.notify(3)  # logs, never raises
     warnings = [r.getMessage() for r in sync_records(caplog, logging.WARNING)]
@@ -517,3 +536,41 @@ def test_an_unreachable_server_is_retried_while_versions_are_read(
     assert "the connection failed" in warnings[0]
     assert "cannot publish version 3" in warnings[1]
     assert SECRET not in caplog.text
+
+
+def test_the_request_that_loads_the_policy_starts_the_watcher(tmp_path: Path) -> None:
+    """A process whose first request loads the policy listens from that request on.
+
+    Before the fix the watcher started at the process's second request: a gunicorn worker that
+    had served one request heard of no change until its next request, which was then decided on
+    the policy of the first one, however old.
+    """
+    from flask_casbin_guard import Flask
+    from flask_casbin_guard.pipeline import STATE_KEY
+
+    url = f"sqlite:///{tmp_path / 'policy.db'}"
+
+    def app() -> Flask:
+        made = Flask(__name__)
+        made.config.update(
+            GUARD_POLICY=url, GUARD_WATCHER="poll", GUARD_WATCHER_INTERVAL=0.05,
+            GUARD_AUTH=["remote_user"], GUARD_TRUSTED_PROXIES=["127.0.0.1"],
+        )  # fmt: skip
+        made.get("/open", authorize="OPEN")(lambda: "open")
+        return made
+
+    served, writer = app(), app()
+    try:
+        assert served.test_client().get("/open").status_code == 200  # its one request
+        with writer.app_context():
+            assert writer.guard.policies.add_role("alice", "employee")
+
+        def sees_alice() -> bool:
+            with served.app_context():
+                return served.guard.has_role("alice", "employee")
+
+        wait_until(sees_alice, WAIT, "the served app to hear of alice's role with no request")
+    finally:
+        watcher = getattr(served.extensions[STATE_KEY], "_watcher", None)
+        if watcher is not None:
+            watcher.stop()

@@ -186,20 +186,23 @@ class AppState:
             self._settings = settings
 
     def ensure_ready(self) -> None:
-        """:meth:`prepare`, plus the checks that must wait for decorators registered later.
+        """:meth:`check` once, then make sure this process's change watcher runs.
 
-        Also starts the change watcher in this process: here, at a request, it runs in each
-        gunicorn worker after the fork, never in the master (``start`` is cheap once running).
+        The watcher starts here, at a request, so that it runs in each gunicorn worker after the
+        fork, never in the master (``start`` is cheap once running).
         """
+        if not self._ready:
+            with self._lock:
+                self.check()
+                self._ready = True
+        # After check() -> prepare(), which creates the watcher at a process's first request:
+        # started before it, the watcher of a worker that loads its policy lazily would only run
+        # from that worker's second request on, and that request would be decided on the first's
+        # policy, however old.
         if self._watcher is not None:
             if self._loaded_pid != os.getpid():
                 self._catch_up()
             self._watcher.start(self._watch_callback)
-        if self._ready:
-            return
-        with self._lock:
-            self.check()
-            self._ready = True
 
     def check(self) -> None:
         """:meth:`prepare`, then check every route's declaration against the configuration.

@@ -20,7 +20,10 @@ def create_app() -> Flask:
 
     @app.get("/decide", authorize="OPEN")
     def decide(user: str, role: str = "employee", pause: float = 0.0) -> dict[str, Any]:
+        # Decided first, on the machine-wide monotonic clock the test reads too: the time a
+        # change is first seen is then the worker's, not the end of a sweep of requests.
+        allowed, at = app.guard.has_role(user, role), time.monotonic()
         time.sleep(min(pause, 1.0))  # keeps a worker busy so that others take the next requests
-        return {"pid": os.getpid(), "allowed": app.guard.has_role(user, role)}
+        return {"pid": os.getpid(), "allowed": allowed, "at": at}
 
     return app

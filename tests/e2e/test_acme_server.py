@@ -8,13 +8,16 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
+
 ROOT = Path(__file__).parents[2]
+#: bound of the wait for the server: far above the seconds it takes on a loaded 2-core machine
+BOOT_TIMEOUT = 60.0
 EXPECTED = re.compile(r"\s+#\s+(\d{3})\b.*$")
 
 
@@ -24,16 +27,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/", timeout=1).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the acme server did not start") from None
-            time.sleep(0.1)
+def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the acme server exited ({process.returncode}):\n{log.read_text()}")
+        # Not cut short: its first answer may take seconds on a loaded machine.
+        urllib.request.urlopen(base + "/", timeout=BOOT_TIMEOUT).close()
+        return True
+
+    wait_until(answers, BOOT_TIMEOUT, lambda: f"the acme server to answer:\n{log.read_text()}",
+               step=0.1, retry_on=(OSError,))  # fmt: skip
 
 
 def examples_script(banner: str) -> tuple[str, list[int]]:
@@ -71,7 +74,7 @@ def test_printed_curl_examples_give_the_statuses_they_claim(tmp_path: Path) -> N
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_until_up(base, process)
+        wait_until_up(base, process, log)
         script, expected = examples_script(log.read_text())
         assert len(expected) >= 10 and {200, 400, 401, 403} <= set(expected)
         result = subprocess.run(
@@ -81,7 +84,7 @@ def test_printed_curl_examples_give_the_statuses_they_claim(tmp_path: Path) -> N
         assert [int(code) for code in result.stdout.split()] == expected
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=BOOT_TIMEOUT)
     text = log.read_text()
     requests_log = text.split("200 with a JWT", 1)[1]
     assert "GET /whoami" in requests_log

@@ -20,8 +20,14 @@ from typing import Any
 
 import pytest
 
+from helpers import wait_until
+
 ROOT = Path(__file__).parents[2]
 APP = "tests.e2e.sync_app:create_app()"
+#: the processes answering: four gunicorn workers and a second, one-worker server
+WORKERS = 5
+#: bound of the waits for servers and workers: far above what they take on a loaded machine
+BOOT_TIMEOUT = 60.0
 
 
 def free_port() -> int:
@@ -32,30 +38,39 @@ def free_port() -> int:
 
 def ask(base: str, user: str = "carol", pause: float = 0.0) -> dict[str, Any]:
     url = f"{base}/decide?user={user}&pause={pause}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())  # type: ignore[no-any-return]
+    with urllib.request.urlopen(url, timeout=BOOT_TIMEOUT) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
 
 
 def serve(workers: int, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = [
         sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-        "--graceful-timeout", "2", "--timeout", "20", APP,
+        "--graceful-timeout", "2", "--timeout", "20",
+        "--no-control-socket",  # else every gunicorn on the machine shares ~/.gunicorn/gunicorn.ctl
+        APP,
     ]  # fmt: skip
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            ask(base)
-            return process, base
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}") from None
-            time.sleep(0.2)
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited ({process.returncode}):\n{log.read_text()}")
+        ask(base)
+        return True
+
+    try:
+        wait_until(answers, BOOT_TIMEOUT, lambda: f"gunicorn to answer:\n{log.read_text()}",
+                   step=0.1, retry_on=(OSError,))  # fmt: skip
+    except BaseException:
+        process.terminate()
+        process.wait(BOOT_TIMEOUT)
+        raise
+    return process, base
 
 
 @pytest.fixture
@@ -80,7 +95,7 @@ def servers(postgres_url: str, tmp_path: Path) -> Iterator[tuple[str, str, dict[
         for process in (first, second):
             process.terminate()
         for process in (first, second):
-            process.wait(15)
+            process.wait(BOOT_TIMEOUT)
 
 
 def sweep(base: str, requests: int = 16) -> list[dict[str, Any]]:
@@ -93,27 +108,43 @@ def test_a_cli_change_reaches_every_worker_of_every_process(
     servers: tuple[str, str, dict[str, str]],
 ) -> None:
     first, second, env = servers
-    before = sweep(first, 24) + sweep(second, 4)
+    before: list[dict[str, Any]] = []
+
+    def every_worker_answered() -> bool:
+        # Each worker's first request loads the policy and starts its watcher: all five must
+        # have served one before the change, or a worker still booting would be measured.
+        before.extend(sweep(first, 16) + sweep(second, 2))
+        return len({answer["pid"] for answer in before}) >= WORKERS
+
+    wait_until(every_worker_answered, BOOT_TIMEOUT,
+               lambda: f"{WORKERS} processes to answer: {sorted({a['pid'] for a in before})}",
+               step=0)  # fmt: skip
     assert not any(answer["allowed"] for answer in before)
     workers = {answer["pid"] for answer in before}
-    assert len(workers) >= 5, f"only {len(workers)} processes answered: {workers}"
 
     changed = subprocess.run(
         [sys.executable, "-m", "flask", "--app", APP, "guard", "role", "add", "carol", "employee"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert changed.returncode == 0, changed.stderr
-    committed = time.monotonic()
+    committed = time.monotonic()  # the CLI has exited: its commit and NOTIFY are done
 
     seen_new: dict[int, float] = {}
-    deadline = committed + 3.0
-    while time.monotonic() < deadline and not workers <= seen_new.keys():
+
+    def everyone_sees_it() -> bool:
         for answer in sweep(first, 16) + sweep(second, 2):
             if answer["allowed"]:
-                seen_new.setdefault(answer["pid"], time.monotonic() - committed)
+                seen_new.setdefault(answer["pid"], answer["at"] - committed)
             else:
                 assert answer["pid"] not in seen_new, "a worker went back to the old policy"
-    assert workers <= seen_new.keys(), f"still on the old policy: {workers - seen_new.keys()}"
-    # Every worker answers with the new policy: the slowest within a second of the commit,
-    # give or take the time one sweep of concurrent requests takes to come back.
-    assert max(seen_new.values()) < 1.5
+        return workers <= seen_new.keys()
+
+    # Bounded far above the version-read interval (5 s): a broken sync fails, slowly.
+    wait_until(everyone_sees_it, BOOT_TIMEOUT,
+               lambda: f"the new policy in every worker; still old: {workers - seen_new.keys()}",
+               step=0)  # fmt: skip
+    # Every worker decided with the new policy within 2 s of the commit, on its own clock (not
+    # the end of the sweep that saw it): NOTIFY carried it. The version reads (every 5 s) alone
+    # would pass this in all five processes about once in a hundred runs; the 2 s leave a loaded
+    # machine room between a worker's requests.
+    assert max(seen_new.values()) < 2.0, seen_new

@@ -44,7 +44,7 @@ def private_redis() -> Iterator[PrivateRedis]:
         require_service("a private Redis (its driver redis-py)", error)
     try:
         server = PrivateRedis()
-    except (OSError, TimeoutError) as error:
+    except (OSError, RuntimeError) as error:
         require_service("a private Redis (redis-server)", error)
     try:
         yield server

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Response
 
 from flask_casbin_guard import Flask
+from flask_casbin_guard.pipeline import STATE_KEY
 
 #: the users whose decisions ``/check`` reports, against the role ``employee``
 USERS = ("alice", "bob", "carol", "dave")
@@ -40,8 +41,9 @@ def create_app() -> Flask:
         # Decided first, then the pause that keeps this worker busy so that others take the
         # next requests: the answer is the policy as it was when the request came in.
         roles = {user: app.guard.has_role(user, "employee") for user in USERS}
+        probe = probe_of(app)
         time.sleep(min(pause, 1.0))
-        return {"pid": os.getpid(), "employee": roles}
+        return {"pid": os.getpid(), "employee": roles, **probe.report()}
 
     @app.get("/whoami", authorize="AUTH")
     def whoami(pause: float = 0.0) -> dict[str, Any]:
@@ -59,3 +61,55 @@ def create_app() -> Flask:
             app.guard.policies.list()
 
     return app
+
+
+class Probe:
+    """What a worker's watcher did, timed on the machine-wide monotonic clock.
+
+    The tests compare these times with their own ``time.monotonic()`` (one clock for every
+    process on Linux), so a propagation delay is measured where it happens, not through a sweep
+    of requests whose own duration grows with the machine's load.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        state = app.extensions[STATE_KEY]
+        self.reads = 0
+        self.last_read = 0.0
+        self.reloaded = 0.0
+        self.policies = state.policies
+        watcher, reload = state._watcher, self.policies.reload
+        if watcher is not None:
+            read = watcher.version
+
+            def counted_read() -> int:
+                version = read()
+                self.reads, self.last_read = self.reads + 1, time.monotonic()
+                return int(version)
+
+            watcher.version = counted_read
+
+        def timed_reload(force: bool = False) -> bool:
+            swapped = reload(force)
+            if swapped:
+                self.reloaded = time.monotonic()
+            return swapped
+
+        self.policies.reload = timed_reload
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "version": self.policies.version,
+            "reads": self.reads,
+            "last_read": self.last_read,
+            "reloaded": self.reloaded,
+        }
+
+
+def probe_of(app: Flask) -> Probe:
+    """The probe of ``app`` in this process: made at the first call, after the guard built
+    its policy and watcher (a forked worker would keep the master's otherwise: hence the pid)."""
+    found = app.extensions.get("fault_probe")
+    if found is None or found[0] != os.getpid():
+        found = (os.getpid(), Probe(app))
+        app.extensions["fault_probe"] = found
+    return found[1]

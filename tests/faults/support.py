@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -23,7 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from helpers import wait_until
 
 ROOT = Path(__file__).parents[2]
 APP = "tests.faults.fault_app:create_app()"
@@ -38,14 +39,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(condition: Any, timeout: float, step: float = 0.05) -> float:
-    """Seconds until ``condition()`` is true; raises ``TimeoutError`` after ``timeout``."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError(f"not true within {timeout} s: {condition}")
-        time.sleep(step)
-    return time.monotonic() - start
+#: bound of the waits for a server or worker to come up: far above the 1-3 s they take on a
+#: 2-core machine with one core kept busy, so that only a server that is really stuck fails
+BOOT_TIMEOUT = 60.0
 
 
 class PrivatePostgres:
@@ -90,12 +86,12 @@ class PrivatePostgres:
             f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c full_page_writes=off -c synchronous_commit=off"
         )
-        self._run("pg_ctl", "-D", self.data, "-l", self.base / "server.log", "-w", "-t", "30",
+        self._run("pg_ctl", "-D", self.data, "-l", self.base / "server.log", "-w", "-t", "60",
                   "-o", options, "start")  # fmt: skip
 
     def stop(self) -> None:
         """Stop the server: ``-m fast`` ends every session, as a restart by an operator does."""
-        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "30", "stop")
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop")
 
     def ensure_running(self) -> None:
         if not self.running:
@@ -109,13 +105,14 @@ class PrivatePostgres:
         with psycopg.connect(self.url(database, "postgresql"), autocommit=autocommit) as conn:
             for statement in statements:
                 query, params = statement if isinstance(statement, tuple) else (statement, ())
-                conn.execute(query, params or None)  # type: ignore[arg-type]
+                # The tests' own constant SQL: psycopg's annotations ask for a LiteralString.
+                conn.execute(cast(Any, query), params or None)
 
     def query(self, database: str, query: str) -> list[tuple[Any, ...]]:
         import psycopg
 
         with psycopg.connect(self.url(database, "postgresql"), autocommit=True) as conn:
-            return list(conn.execute(query).fetchall())  # type: ignore[arg-type]
+            return list(conn.execute(cast(Any, query)).fetchall())
 
     def close(self) -> None:
         if (self.data / "postmaster.pid").exists():
@@ -131,6 +128,7 @@ class PrivateRedis:
         if self.binary is None:
             raise FileNotFoundError("redis-server is not on PATH")
         self.port = free_port()
+        self.log = Path(tempfile.mkdtemp(prefix="guard-faults-redis-")) / "redis.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -141,24 +139,30 @@ class PrivateRedis:
     def start(self) -> None:
         command = [self.binary or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                    "--save", "", "--appendonly", "no", "--daemonize", "no",
-                   "--requirepass", PASSWORD]  # fmt: skip
+                   "--requirepass", PASSWORD, "--logfile", str(self.log)]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_until(self._answers, 10)
+        wait_until(self._answers, BOOT_TIMEOUT, f"redis-server to answer PING on {self.port}")
 
     def _answers(self) -> bool:
         import redis
 
+        process = self.process
+        if process is not None and process.poll() is not None:
+            # Exited, e.g. its port taken while it was down: no use waiting for it.
+            log = self.log.read_text(errors="replace") if self.log.exists() else ""
+            raise RuntimeError(f"redis-server exited ({process.returncode}): {log[-1000:]}")
         try:
-            return bool(redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping())
+            with redis.Redis.from_url(self.url, socket_connect_timeout=0.5) as client:
+                return bool(client.ping())
         except redis.RedisError:
             return False
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
-            self.process.wait(10)
+            self.process.wait(BOOT_TIMEOUT)
             self.process = None
 
     def subscribers(self, channel: str) -> int:
@@ -167,12 +171,21 @@ class PrivateRedis:
         with redis.Redis.from_url(self.url, socket_connect_timeout=1) as client:
             return int(dict(client.pubsub_numsub(channel))[channel.encode()])
 
+    def clients(self) -> str:
+        """Who is connected, for a failure message: name, last command, age."""
+        import redis
+
+        with redis.Redis.from_url(self.url, socket_connect_timeout=1) as client:
+            listing = client.client_list()
+        return ", ".join(f"{c['name'] or '-'} {c['cmd']} {c['age']}s" for c in listing)
+
     def ensure_running(self) -> None:
         if self.process is None or self.process.poll() is not None:
             self.start()
 
     def close(self) -> None:
         self.stop()
+        shutil.rmtree(self.log.parent, ignore_errors=True)
 
 
 # -- the app under gunicorn -----------------------------------------------------------------
@@ -228,6 +241,8 @@ class Gunicorn:
         port = free_port()
         command = [sys.executable, "-m", "gunicorn", "--workers", str(workers),
                    "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "--timeout", "20",
+                   # Every gunicorn on the machine would share ~/.gunicorn/gunicorn.ctl otherwise
+                   "--no-control-socket",
                    *(["--preload"] if preload else []), APP]  # fmt: skip
         with log.open("wb") as output:
             self.process = subprocess.Popen(
@@ -235,26 +250,40 @@ class Gunicorn:
                 start_new_session=True,  # its own process group: stop() ends it and its workers
             )  # fmt: skip
         self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                get(self.base, "/check", timeout=2)
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}") from None
-                time.sleep(0.1)
+        try:
+            # The first request also loads the policy in the worker that takes it: it may take
+            # seconds on a loaded machine, so it is not cut short (which would only retry it).
+            wait_until(self._answers, BOOT_TIMEOUT, lambda: f"gunicorn to answer:\n{self.text()}",
+                       step=0.1, retry_on=(OSError,))  # fmt: skip
+        except BaseException:
+            self.stop()
+            raise
 
-    def all_workers(self, timeout: float = 10) -> dict[int, dict[str, bool]]:
-        """A ``/check`` answer from every worker (sweeps until ``workers`` pids answered)."""
-        seen: dict[int, dict[str, bool]] = {}
-        deadline = time.monotonic() + timeout
-        while len(seen) < self.workers:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {len(seen)} of {self.workers} workers answered")
-            seen.update(employees(sweep(self.base)))
+    def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited ({self.process.returncode}):\n{self.text()}")
+        get(self.base, "/check", timeout=BOOT_TIMEOUT)
+        return True
+
+    def probes(self, timeout: float = BOOT_TIMEOUT) -> dict[int, dict[str, Any]]:
+        """The latest ``/check`` body of every worker (sweeps until ``workers`` pids answered).
+
+        A worker still booting (a replacement, or a slow first policy load) is waited for;
+        a worker that never answers fails the test, naming the pids that did.
+        """
+        seen: dict[int, dict[str, Any]] = {}
+
+        def everyone() -> bool:
+            seen.update({answer.pid: answer.body for answer in sweep(self.base)})
+            return len(seen) >= self.workers
+
+        wait_until(everyone, timeout, lambda: f"{self.workers} workers to answer /check "
+                   f"(answered: {sorted(seen)})\n{self.text()}", step=0)  # fmt: skip
         return seen
+
+    def all_workers(self, timeout: float = BOOT_TIMEOUT) -> dict[int, dict[str, bool]]:
+        """A ``/check`` answer from every worker: which users hold ``employee`` in each."""
+        return {pid: body["employee"] for pid, body in self.probes(timeout).items()}
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -267,7 +296,7 @@ class Gunicorn:
         # nothing here depends on it (the test's database is dropped WITH (FORCE) anyway).
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+            self.process.wait(BOOT_TIMEOUT)
 
 
 @contextmanager

@@ -8,15 +8,26 @@ keep deciding on the last good one, log the problem once, and take a later valid
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.faults.support import PrivatePostgres, flask_guard, get, gunicorn, sweep, wait_until
+from tests.faults.fault_app import probe_of
+from tests.faults.support import (
+    PrivatePostgres,
+    flask_guard,
+    get,
+    gunicorn,
+    sweep,
+)
 
 from flask_casbin_guard import Flask
+from helpers import wait_until
 
 GOOD = {"alice": True, "bob": False, "carol": False, "dave": False}
+#: bound of a wait for a change or a refusal to reach a process: its watchers read the version
+#: every second or faster, so only a broken sync uses it up, even on a loaded machine
+SYNC_TIMEOUT = 30.0
 
 #: invalid pushes: each also grants bob ``employee`` with a valid row, which must not leak in
 CORRUPTIONS = {
@@ -57,10 +68,14 @@ def test_a_process_refuses_a_corrupted_push_and_keeps_its_policy(
         client.get("/staff", headers={"X-Remote-User": "alice"}).status_code == 200
     )  # starts the watcher
 
+    probe = probe_of(writer)  # counts this process's version reads from now on
     with caplog.at_level(logging.ERROR, "flask_casbin_guard"):
         push(pg, database, "('g', 'bob', 'employee', NULL)", corruption)
-        wait_until(lambda: reload_errors(caplog), 5)
-        time.sleep(0.3)  # six more version reads: none may log again
+        wait_until(lambda: reload_errors(caplog), SYNC_TIMEOUT, "the reload failure logged")
+        # Six more version reads, each seeing the same bad version: none may log again.
+        reads = probe.reads
+        wait_until(lambda: probe.reads >= reads + 6, SYNC_TIMEOUT,
+                   lambda: f"6 version reads after {reads} (at {probe.reads})")  # fmt: skip
     assert len(reload_errors(caplog)) == 1, reload_errors(caplog)
     assert "casbin_rule" in reload_errors(caplog)[0] or "cycle" in reload_errors(caplog)[0]
     statuses = {
@@ -75,7 +90,9 @@ def test_a_process_refuses_a_corrupted_push_and_keeps_its_policy(
     push(pg, database, "('g', 'carol', 'employee', NULL)", delete="v0 = 'mallory' OR ptype IS NULL "
          "OR ptype = 'x' OR v0 = '' OR v0 LIKE '%lory%' OR (v0 = 'employee' AND v1 = 'bob')")  # fmt: skip
     wait_until(
-        lambda: client.get("/staff", headers={"X-Remote-User": "carol"}).status_code == 200, 5
+        lambda: client.get("/staff", headers={"X-Remote-User": "carol"}).status_code == 200,
+        SYNC_TIMEOUT,
+        "carol's role, pushed after the repair",
     )
     assert client.get("/staff", headers={"X-Remote-User": "bob"}).status_code == 200
 
@@ -92,9 +109,19 @@ def test_every_worker_refuses_a_corrupted_push_then_takes_a_valid_change(
         def failures() -> list[str]:
             return [line for line in server.text().splitlines() if "policy reload failed" in line]
 
-        wait_until(lambda: len(failures()) >= len(workers), 5)
-        time.sleep(1.2)  # at least one more version read (every 1 s) in every worker
-        after = server.all_workers()
+        wait_until(lambda: len(failures()) >= len(workers), SYNC_TIMEOUT,
+                   lambda: f"{len(workers)} workers to log the refusal:\n{server.text()}")  # fmt: skip
+        # At least one more version read in every worker, seeing the same bad version.
+        reads = {pid: probe["reads"] for pid, probe in server.probes().items()}
+        probes: dict[int, dict[str, Any]] = {}
+
+        def every_worker_read_again() -> bool:
+            probes.update(server.probes())
+            return all(probes[pid]["reads"] > count for pid, count in reads.items())
+
+        wait_until(every_worker_read_again, SYNC_TIMEOUT,
+                   lambda: f"a version read in every worker after {reads}: {probes}", step=0)  # fmt: skip
+        after = {pid: probe["employee"] for pid, probe in probes.items()}
         assert set(after) == workers and all(roles == GOOD for roles in after.values()), after
         for user, status in (("alice", 200), ("bob", 403), ("mallory", 403)):
             assert {a.status for a in sweep(server.base, "/staff", user)} == {status}
@@ -112,5 +139,6 @@ def test_every_worker_refuses_a_corrupted_push_then_takes_a_valid_change(
         changed = flask_guard(app_env, "role", "add", "carol", "employee")
         assert changed.returncode == 0, changed.stderr
         want = {**GOOD, "bob": True, "carol": True}
-        wait_until(lambda: all(r == want for r in server.all_workers().values()), 5, 0)
+        wait_until(lambda: all(r == want for r in server.all_workers().values()), SYNC_TIMEOUT,
+                   lambda: f"every worker on {want}: {server.all_workers()}", step=0)  # fmt: skip
         assert get(server.base, "/staff", "carol").status == 200

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
-from tests.faults.support import gunicorn, sweep
+from tests.faults.support import BOOT_TIMEOUT, Answer, gunicorn, sweep
 
 from flask_casbin_guard import Flask
+from helpers import wait_until
 
 
 @pytest.mark.parametrize(
@@ -36,21 +36,32 @@ def test_a_replacement_worker_sees_the_change_made_while_its_predecessor_was_dea
         assert all(roles["alice"] and not roles["carol"] for roles in before.values())
         victim = min(before)
 
+        survivors = set(before) - {victim}
+        latest: dict[int, bool] = {}
+
+        def survivors_see_carol() -> bool:
+            latest.update((a.pid, a.body["employee"]["carol"]) for a in sweep(server.base))
+            return all(latest.get(pid) for pid in survivors)
+
         server.signal_master(signal.SIGSTOP)
         try:
             os.kill(victim, signal.SIGKILL)
             with writer.app_context():
                 assert writer.guard.policies.add_role("carol", "employee")
             # The survivors hear of it (NOTIFY) while the victim is dead and not yet replaced.
-            time.sleep(0.3)
+            wait_until(survivors_see_carol, BOOT_TIMEOUT,
+                       lambda: f"carol's role in the survivors {survivors}: {latest}", step=0)  # fmt: skip
         finally:
             server.signal_master(signal.SIGCONT)
 
-        answers = []
-        deadline = time.monotonic() + 15
-        while not (set(a.pid for a in answers) - set(before)):
-            assert time.monotonic() < deadline, "gunicorn did not replace the killed worker"
-            answers += sweep(server.base)
+        answers: list[Answer] = []
+
+        def replaced() -> bool:
+            answers.extend(sweep(server.base))
+            return bool({a.pid for a in answers} - set(before))
+
+        wait_until(replaced, BOOT_TIMEOUT, lambda: f"a replacement of {victim} to answer "
+                   f"(answered: {sorted({a.pid for a in answers})})\n{server.text()}", step=0)  # fmt: skip
         pids = {answer.pid for answer in answers}
         assert victim not in pids
         replacements = pids - set(before)

@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -37,7 +36,7 @@ from werkzeug.routing import Rule
 
 from flask_casbin_guard import Flask
 from flask_casbin_guard.pipeline import route_of
-from helpers import bearer
+from helpers import bearer, wait_until
 
 ROOT = Path(__file__).parents[2]
 
@@ -679,26 +678,29 @@ def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Fl
     log = tmp / "gunicorn.log"
     command = [
         sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-        "--graceful-timeout", "2", "--timeout", "20", "examples.acme.app:create_app()",
+        "--graceful-timeout", "2", "--timeout", "20",
+        "--no-control-socket",  # else every gunicorn on the machine shares ~/.gunicorn/gunicorn.ctl
+        "examples.acme.app:create_app()",
     ]  # fmt: skip
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
         )
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited ({process.returncode}):\n{log.read_text()}")
+        raw_http(port, Probe("GET", "/"), {})
+        return True
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                raw_http(port, Probe("GET", "/"), {})
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}") from None
-                time.sleep(0.1)
+        # Bounded far above the seconds it takes on a loaded 2-core machine.
+        wait_until(answers, 60, lambda: f"gunicorn to answer:\n{log.read_text()}", step=0.1,
+                   retry_on=(OSError,))  # fmt: skip
         yield port, twin, log
     finally:
         process.send_signal(signal.SIGQUIT)  # gunicorn's quick shutdown
-        process.wait(15)
+        process.wait(60)
 
 
 def test_raw_targets_through_gunicorn(gunicorn: tuple[int, Flask, Path]) -> None:
