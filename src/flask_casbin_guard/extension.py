@@ -14,35 +14,33 @@ from flask import Flask, Response, current_app, has_app_context, has_request_con
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.local import LocalProxy
 
-from . import signals
 from .accounts import AccountsAPI
 from .authn.base import Scheme
 from .authn.passwords import PasswordHasher
 from .authn.session import RequestSchemeSessionInterface
-from .authz.statics import is_static_endpoint
 from .classviews import authorized, compile_endpoint
 from .errors import (
-    AccessDenied,
-    AuthenticationFailed,
     ConfigurationError,
     GuardError,
     GuardHTTPError,
     PolicyError,
     TooManyAttempts,
 )
+from .hooks import (
+    audit_refusal,
+    auto_secure,
+    builtin_providers,
+    refuse_uncovered,
+    request_is_secure,
+)
 from .params.annotations import caller_namespace
 from .params.converters import Converter, text_converter
 from .params.plan import Provider
 from .pipeline import (
     STATE_KEY,
-    admit,
-    builtin_providers,
     current_identity,
-    current_sender,
     explain_header,
     explain_refusal,
-    known_login,
-    method_route,
     route_of,
 )
 from .policies import PolicyManager
@@ -95,13 +93,13 @@ class CasbinGuard(AccountsAPI):
         app.extensions[STATE_KEY] = state
         self._states[id(state)] = state
         # Registered first so that no other hook runs for an endpoint no declaration covers.
-        app.before_request_funcs.setdefault(None, []).insert(0, _refuse_uncovered)
+        app.before_request_funcs.setdefault(None, []).insert(0, refuse_uncovered)
         app.register_error_handler(GuardHTTPError, self._render_error)
         app.after_request(explain_header)
         if type(app.session_interface) is SecureCookieSessionInterface:
             # Only Flask's own interface is replaced: a custom one (Flask-Session...) keeps
             # its flags, and SESSION_COOKIE_SECURE as the guard sets it (docs/authentication.md).
-            app.session_interface = RequestSchemeSessionInterface(_request_is_secure, _auto_secure)
+            app.session_interface = RequestSchemeSessionInterface(request_is_secure, auto_secure)
         from .cli import guard_cli  # the CLI sits above the extension in the layers
 
         app.cli.add_command(guard_cli)
@@ -318,7 +316,7 @@ class CasbinGuard(AccountsAPI):
         if isinstance(error, TooManyAttempts):
             response.headers["Retry-After"] = str(error.retry_after)
         response.headers["Cache-Control"] = "no-store"
-        _audit(error)
+        audit_refusal(error)
         return response
 
 
@@ -335,100 +333,6 @@ def _awaited(loader: ObjectLoader, kind: str) -> ObjectLoader:
         return current_app.ensure_sync(loader)(value)
 
     return load
-
-
-def _clip(value: str | None, limit: int = 256) -> str | None:
-    """Client-chosen text for a log record: at most ``limit`` characters, marked when cut."""
-    if value is None or len(value) <= limit:
-        return value
-    return f"{value[:limit]}...[{len(value)} characters]"
-
-
-def _audit(error: GuardHTTPError) -> None:
-    """One structured record and one signal per refusal; never a secret, CR/LF escaped."""
-    claimed = getattr(error, "login", None)
-    login = claimed if claimed is not None else known_login()
-    if isinstance(error, AuthenticationFailed | TooManyAttempts):
-        event, signal = "authentication_failed", signals.authentication_failed
-    elif isinstance(error, AccessDenied):
-        event, signal = "access_denied", signals.access_denied
-    else:
-        event, signal = "refused", None
-    record = {
-        "event": event,
-        "status": error.status,
-        "method": request.method,
-        "endpoint": request.endpoint,
-        "path": _clip(request.path),
-        "user": _clip(login),
-        "reason": _clip(error.log_message, 1024),
-    }
-    # %r escapes CR/LF, so a client-chosen value cannot forge a log line.
-    audit.log(
-        logging.ERROR if error.status >= 500 else logging.INFO,
-        "%s %s %s %r user=%r -> %d: %r",
-        event,
-        request.method,
-        request.endpoint,
-        record["path"],
-        record["user"],
-        error.status,
-        record["reason"],
-        extra={"guard": record},
-    )
-    if signal is not None:
-        sender = current_sender()
-        signal.send(
-            sender,
-            login=login,
-            endpoint=request.endpoint,
-            reason=error.log_message,
-            status=error.status,
-        )
-
-
-def _request_is_secure() -> bool:
-    return has_request_context() and request.is_secure
-
-
-def _auto_secure(app: Flask) -> bool:
-    state: AppState | None = app.extensions.get(STATE_KEY)
-    return state is not None and state.secure_from_request
-
-
-def _refuse_uncovered() -> Any:
-    """Deny endpoints no declaration covers (apart from real static endpoints when open).
-
-    Views registered without the guard's wrapper (class-based views, ``GUARD_DEFAULT_AUTHORIZE``)
-    are compiled once and checked here; Flask then calls them with the bound values."""
-    endpoint = request.endpoint
-    if endpoint is None:
-        return None  # routing failed: Flask answers 404/405 itself
-    state: AppState = current_app.extensions[STATE_KEY]
-    # Every request, guarded or not: a misconfigured app refuses as a whole, health check too.
-    state.ensure_ready()
-    view = current_app.view_functions.get(endpoint)
-    if route_of(view) is not None:
-        return None
-    settings = state.settings
-    if settings.open_static and is_static_endpoint(current_app, endpoint, state.static_view):
-        return None
-    if view is None:
-        raise AccessDenied(f"endpoint {endpoint!r} has no view function")
-    if endpoint not in state.late_routes:
-        rule = request.url_rule.rule if request.url_rule else None
-        state.late_routes[endpoint] = compile_endpoint(
-            view, endpoint, rule, resolver=state.guard, default=settings.default_authorize
-        )
-    route = route_of(state.late_routes[endpoint])
-    if route is None:
-        raise AccessDenied(f"endpoint {endpoint!r} is not covered by any declaration")
-    automatic_options = getattr(request.url_rule, "provide_automatic_options", False)
-    if request.method == "OPTIONS" and automatic_options:
-        return None  # Flask answers with the Allow header alone; the view never runs
-    # Flask calls the view with these after the app's other before_request functions.
-    request.view_args = admit(method_route(route, request.method), request.view_args or {})
-    return None
 
 
 def _current_login() -> str | None:

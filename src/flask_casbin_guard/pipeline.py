@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import Flask, Request, current_app, request, session
-from flask.sessions import SessionMixin
+from flask import Flask, current_app, request, session
 from werkzeug.routing import Map, Rule
 
 from . import signals
@@ -33,8 +32,7 @@ from .errors import (
 )
 from .identity import Identity
 from .params.bind import bind
-from .params.markers import CurrentUser
-from .params.plan import BindingPlan, Provider, Resolver, check_path_params, compile_plan
+from .params.plan import BindingPlan, Resolver, check_path_params, compile_plan
 from .types import ObjectLoader, ViewFunc
 
 if TYPE_CHECKING:
@@ -387,26 +385,6 @@ def _tenant(
             "the Casbin model has domains: set GUARD_TENANT to say where a request's tenant is"
         )
     return state.tenants.resolve(request, view_args, identity)
-
-
-def builtin_providers(guard: Any) -> dict[Any, Provider]:
-    """Values injected by type into any guarded view: who calls, the request, session, guard."""
-
-    def identity() -> Identity | None:
-        return current_identity()
-
-    def login() -> str | None:
-        found = current_identity()
-        return found.login if found is not None else None
-
-    return {
-        Identity: Provider(identity, needs_user=True),
-        CurrentUser: Provider(login, needs_user=True),
-        # The objects behind Flask's proxies, so views may keep them past the request.
-        Request: Provider(lambda: cast(Any, request)._get_current_object()),
-        SessionMixin: Provider(lambda: cast(Any, session)._get_current_object()),
-        type(guard): Provider(lambda: guard),
-    }
 
 
 def current_sender() -> Flask:

@@ -7,7 +7,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +25,7 @@ from .authn.revocation import (
     StoreRevocations,
     check_identity,
 )
+from .authn.session import configure_session
 from .authz.engine import EngineHolder, PolicyEngine
 from .authz.tenants import TenantResolver
 from .classviews import compile_endpoint
@@ -98,6 +99,8 @@ class AppState:
             if self._settings is not None:
                 return
             settings = GuardSettings.from_mapping(self.config, self.guard.options)
+            # another process's revocation goes unseen at most as long as its policy changes
+            revocation_ttl = min(REVOCATION_TTL, settings.watcher_interval)
             check_unsupported(settings)
             loaded = load_policy(settings, self.root_path, self.instance_path)
             store = loaded.store
@@ -128,8 +131,8 @@ class AppState:
                 # The built-in user store lives in the policy database: users, API keys,
                 # revocations are then shared by every process.
                 users = UserStore(store.engine, policy=store)
-                revocations = StoreRevocations(users, _revocation_ttl(settings))
-                users.on_delete.append(_weak_listener(self))
+                revocations = StoreRevocations(users, revocation_ttl)
+                users.on_delete.append(_weak(self, "account_deleted"))
                 # Without GUARD_WATCHER a database store is still polled: processes sharing it
                 # would otherwise never see each other's changes.
                 spec = settings.watcher or "poll"
@@ -139,7 +142,7 @@ class AppState:
                 policies.notify = watcher.notify
                 # The watcher's thread must not keep this state (and its app) alive.
                 weakref.finalize(self, watcher.stop, 1.0)
-                self._watch_callback = _weak_callback(self)
+                self._watch_callback = _weak(self, "_on_change")
             realm = settings.realm or self.app_name
             bearer = None
             if "bearer" in settings.auth or settings.jwt_secret or settings.jwt_public_key:
@@ -149,10 +152,10 @@ class AppState:
                 # in memory they would come back to life with the next deploy.
                 local = open_local(settings.revocation_store, self.instance_path)
                 weakref.finalize(self, local.close)
-                revocations = StoreRevocations(local, _revocation_ttl(settings))
+                revocations = StoreRevocations(local, revocation_ttl)
             limiter = make_limiter(settings)
             if "session" in settings.auth:
-                self._configure_session(settings)
+                self.secure_from_request = configure_session(self.config, settings)
             schemes = build_schemes(
                 settings,
                 realm,
@@ -341,22 +344,6 @@ class AppState:
         identity = self._chain.authenticate(req, schemes)
         return check_identity(identity, self.revocations) if identity is not None else None
 
-    def _configure_session(self, settings: GuardSettings) -> None:
-        """Cookie flags for login sessions: HttpOnly, SameSite=Lax, Secure under https
-        (``PREFERRED_URL_SCHEME``, and per request for an HTTPS request when left to us)."""
-        secret = self.config.get("SECRET_KEY")
-        if not secret or len(secret) < 16:
-            raise ConfigurationError(
-                "the 'session' scheme needs SECRET_KEY: at least 32 random characters"
-            )
-        self.config["SESSION_COOKIE_HTTPONLY"] = True
-        if self.config.get("SESSION_COOKIE_SAMESITE") in (None, "None"):
-            self.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-        secure = settings.session_secure
-        self.secure_from_request = secure is None
-        if secure or (secure is None and self.config.get("PREFERRED_URL_SCHEME") == "https"):
-            self.config["SESSION_COOKIE_SECURE"] = True
-
     def account_deleted(self, login: str) -> None:
         """The user store deleted ``login`` with its rules: forget its answers, load the rules."""
         self.revocations.forget(login)
@@ -397,30 +384,14 @@ class AppState:
         self.policies.reload(force=True)
 
 
-def _revocation_ttl(settings: GuardSettings) -> float:
-    """How long another process's revocation may go unseen: never more than the policy's."""
-    return min(REVOCATION_TTL, settings.watcher_interval)
-
-
-def _weak_listener(state: AppState) -> Callable[[str], None]:
-    """``state.account_deleted`` through a weak reference, as :func:`_weak_callback`."""
+def _weak(state: AppState, method: str) -> Callable[[Any], None]:
+    """``state.<method>`` through a weak reference: a no-op once the state is gone, so a
+    watcher thread or the user store does not keep a discarded app's state alive."""
     ref = weakref.ref(state)
 
-    def deleted(login: str) -> None:
+    def call(argument: Any) -> None:
         alive = ref()
         if alive is not None:
-            alive.account_deleted(login)
+            getattr(alive, method)(argument)
 
-    return deleted
-
-
-def _weak_callback(state: AppState) -> Callable[[int | None], None]:
-    """``state._on_change`` through a weak reference: a no-op once the state is gone."""
-    ref = weakref.ref(state)
-
-    def on_change(version: int | None) -> None:
-        alive = ref()
-        if alive is not None:
-            alive._on_change(version)
-
-    return on_change
+    return call

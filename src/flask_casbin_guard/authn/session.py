@@ -21,7 +21,8 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.wrappers import Request
 
-from ..errors import AuthenticationFailed, CsrfFailed
+from ..config import GuardSettings
+from ..errors import AuthenticationFailed, ConfigurationError, CsrfFailed
 from ..identity import Identity, is_safe_login
 
 #: the key of the guard's data inside the Flask session
@@ -85,6 +86,23 @@ class RequestSchemeSessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return super().get_cookie_secure(app) or (self._auto(app) and self._is_secure())
+
+
+def configure_session(config: MutableMapping[str, Any], settings: GuardSettings) -> bool:
+    """Cookie flags for login sessions: HttpOnly, SameSite=Lax, Secure under https
+    (``PREFERRED_URL_SCHEME``); whether ``Secure`` is also left to each request's scheme."""
+    secret = config.get("SECRET_KEY")
+    if not secret or len(secret) < 16:
+        raise ConfigurationError(
+            "the 'session' scheme needs SECRET_KEY: at least 32 random characters"
+        )
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    if config.get("SESSION_COOKIE_SAMESITE") in (None, "None"):
+        config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    secure = settings.session_secure
+    if secure or (secure is None and config.get("PREFERRED_URL_SCHEME") == "https"):
+        config["SESSION_COOKIE_SECURE"] = True
+    return secure is None
 
 
 def start_session(session: Session, login: str) -> str:

@@ -1,12 +1,10 @@
 """Policy rows in a SQL database (SQLite or PostgreSQL), in sqlalchemy-adapter's schema.
 
-Every write is one transaction that first takes the writers' lock: ``BEGIN IMMEDIATE`` on
-SQLite, then an UPDATE of the table's version row, whose row lock does it on PostgreSQL. Writers
-from any thread or process therefore run one after the other, and whatever a write reads after
-the lock (the version, the rows) includes every earlier commit: :meth:`DatabaseStore.write` lets
-the caller decide the write from that state. A write that turns out to change nothing is rolled
-back, so the version moves only when the rows do. Rows are validated before anything is sent to
-the database.
+Every write is one transaction that first takes the writers' lock (``BEGIN IMMEDIATE`` on
+SQLite, the version row's lock on PostgreSQL), so writers from any thread or process run one
+after the other and what a write reads after the lock includes every earlier commit:
+:meth:`DatabaseStore.write` decides from that state. A write that changes nothing is rolled back,
+so the version moves only when the rows do. Rows are validated before anything is sent.
 """
 
 from __future__ import annotations
