@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain, product
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any
 
+from .buckets import file_patterns, file_rules, match_patterns
 from .compiled import check_columns, compile_safe, key_lookup, strings_used
 from .matcher import (
     EqTerm,
@@ -74,11 +75,8 @@ class IndexedPolicy:
         patterns: Mapping[str, PatternFunction],
         evaluate: Evaluate,
     ) -> None:
-        # pycasbin raises "invalid policy size" on reaching such a rule: let it.
-        if {len(rule) for rule in rules} - {len(policy_tokens)} or not {
-            type(value) for value in chain.from_iterable(rules)
-        } <= {str}:
-            raise Unsupported("a policy rule has the wrong number of values (or a non-string)")
+        _check_rules(rules, policy_tokens)
+        #: the rules in pycasbin's order
         self.rules = rules
         self._plan = plan
         self._r_tokens = tuple(request_tokens)
@@ -90,18 +88,18 @@ class IndexedPolicy:
         )
         self._deny_override = effect == "!some(where (p_eft == deny))"
         self._has_eval = bool(plan.eval_columns)
-        self._kinds = bytes(len(rules))  # ALLOW: rules without p_eft allow
-        if "p_eft" in self._p_tokens:
-            eft = self._p_tokens.index("p_eft")
-            kinds = {"allow": ALLOW, "deny": DENY}
-            self._kinds = bytes(kinds.get(rule[eft], INDETERMINATE) for rule in rules)
+        eft = self._p_tokens.index("p_eft") if "p_eft" in self._p_tokens else -1
+        self._kind_of: Callable[[tuple[str, ...]], int] = (
+            (lambda rule: _KINDS.get(rule[eft], INDETERMINATE)) if eft >= 0 else _allow
+        )
+        self._kinds = bytes(map(self._kind_of, rules))
         check_columns(plan, rules, patterns)
         #: request positions the compiled terms read as strings
         self._strings = strings_used(plan)
         self._build_index(plan, rules, roles, patterns)
         self._program = Program(
             plan=plan,
-            rules=rules,
+            rules=self.rules,
             terms=compile_safe(plan, roles, patterns),
             evaluate=evaluate,
             request_tokens=self._r_tokens,
@@ -143,45 +141,23 @@ class IndexedPolicy:
         self._used = frozenset(used)
         #: every term is an index term: each candidate matches, nothing to evaluate
         self._trivial = len(self._used) == len(plan.terms)
+        #: nothing to evaluate per request either: every candidate matches as found
+        self._direct = self._trivial and not plan.before and not plan.after
         self._last_used = max(used, default=-1)
-        # One flat map: key -> rule indices (ascending), or -> (literal map, pattern map) when a
-        # pattern term splits the bucket. A key is a value, a tuple of values, or "" (no keys).
+        # One flat map: key -> rule numbers (ascending), or -> PatternBucket when a pattern term
+        # splits the bucket. A key is a value, a tuple of values, or "" (no keys).
         columns_used = [term.column for _, term in keys]
-        key_of: Callable[[tuple[str, ...]], Any] = (
+        self._key_of: Callable[[tuple[str, ...]], Any] = (
             itemgetter(*columns_used) if columns_used else (lambda rule: "")
         )
         if self._pattern is None or partition is None:
-            groups: dict[Any, list[int]] = {}
-            for index, key in enumerate(map(key_of, rules)):
-                found = groups.get(key)
-                if found is None:
-                    groups[key] = [index]
-                else:
-                    found.append(index)
-            self._buckets: dict[Any, Any] = groups
+            self._text_of: Callable[[tuple[str, ...]], str] = lambda rule: ""
+            self._buckets: dict[Any, Any] = file_rules(map(self._key_of, rules))
             return
-        literal = self._pattern.literal
-        plain: dict[str, int] = {}  # pattern -> 0 (literal) or 1 (needs matching), memoised
-        split: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
-        text_of = itemgetter(partition[1].column)
-        for index, rule in enumerate(rules):
-            key = key_of(rule)
-            bucket = split.get(key)
-            if bucket is None:
-                bucket = split[key] = ({}, {})
-            text = text_of(rule)
-            side = plain.get(text)
-            if side is None:
-                side = plain[text] = 0 if literal(text) else 1
-            # Mostly one rule per pattern: keep the bare index, a list only when several.
-            found = bucket[side].get(text)
-            if found is None:
-                bucket[side][text] = index
-            elif type(found) is int:
-                bucket[side][text] = [found, index]
-            else:
-                found.append(index)
-        self._buckets = split
+        self._text_of = itemgetter(partition[1].column)
+        self._buckets = file_patterns(
+            map(self._key_of, rules), map(self._text_of, rules), self._pattern
+        )
 
     # -- deciding ---------------------------------------------------------------------------
 
@@ -198,6 +174,8 @@ class IndexedPolicy:
                 raise Delegate
         if not self.rules:
             return self._empty(rvals)
+        if self._direct:
+            return self._walk(self._candidates(rvals), None)
         scan = Scan(self._program, rvals)
         for node in self._plan.before:
             value = scan.request(node)
@@ -218,6 +196,8 @@ class IndexedPolicy:
             keys: Any = ("",)
         elif len(lookups) == 1:
             keys = lookups[0](rvals)
+        elif len(lookups) == 2:
+            keys = product(lookups[0](rvals), lookups[1](rvals))
         else:
             keys = product(*(lookup(rvals) for lookup in lookups))
         found: list[Any] = [bucket for key in keys if (bucket := buckets.get(key)) is not None]
@@ -225,38 +205,20 @@ class IndexedPolicy:
             return []
         if self._partition is None:
             if len(found) == 1:
-                return cast(list[int], found[0])
+                only: list[int] = found[0]
+                return only
             merged = [index for bucket in found for index in bucket]
             merged.sort()
             return merged
         pattern = self._pattern
         assert pattern is not None  # noqa: S101 - set together with the partition
         key = rvals[self._partition[1].key.index]
-        texts = pattern.lookup_keys(key)
-        match = pattern.match
-        merged = []
-        for literal, patterned in found:
-            for text in texts:
-                hits = literal.get(text)
-                if hits is not None:
-                    if type(hits) is int:
-                        merged.append(hits)
-                    else:
-                        merged.extend(hits)
-            for text, hits in patterned.items():
-                if match(key, text):
-                    if type(hits) is int:
-                        merged.append(hits)
-                    else:
-                        merged.extend(hits)
-        if len(merged) > 1:
-            merged.sort()
-        return merged
+        return match_patterns(found, key, pattern, pattern.prepared)
 
     def _walk(
         self,
         candidates: Sequence[int] | range,
-        scan: Scan,
+        scan: Scan | None,
         *,
         skip: bool = True,
         constant: Any = None,
@@ -272,7 +234,7 @@ class IndexedPolicy:
             elif trivial:
                 value = True
             else:
-                value = scan.value(index, skip)
+                value = scan.value(index, skip) if scan is not None else True
             if not matched(value):
                 continue
             kind = kinds[index]
@@ -297,3 +259,18 @@ class IndexedPolicy:
         if self._deny_override:
             return (True, -1)
         return (matched, -1)
+
+
+_KINDS = {"allow": ALLOW, "deny": DENY}
+
+
+def _allow(rule: tuple[str, ...]) -> int:
+    return ALLOW  # rules without p_eft allow
+
+
+def _check_rules(rules: Sequence[tuple[str, ...]], policy_tokens: Sequence[str]) -> None:
+    # pycasbin raises "invalid policy size" on reaching such a rule: let it.
+    if {len(rule) for rule in rules} - {len(policy_tokens)} or not {
+        type(value) for value in chain.from_iterable(rules)
+    } <= {str}:
+        raise Unsupported("a policy rule has the wrong number of values (or a non-string)")
