@@ -208,7 +208,7 @@ def test_pattern_quirks_are_pycasbin_quirks() -> None:
         PatternFunction("ipMatch", BUILTINS["keyMatch"])
 
 
-def test_prepare_builds_regex_free_matchers() -> None:
+def test_prepare_builds_regex_free_matchers_and_hands_them_over() -> None:
     function = PatternFunction("keyMatch2", BUILTINS["keyMatch2"])
     function.prepare(f"/api/r{i}/res/:id" for i in range(1000))
     assert len(function.prepared) == 1000
@@ -216,6 +216,11 @@ def test_prepare_builds_regex_free_matchers() -> None:
     assert not any(isinstance(arg, re.Pattern) for _, arg in function.prepared.values())
     with pytest.raises(InvalidPattern):
         function.prepare(["/ok/:id", "/bad/(x"])
+    # the next engine's function takes over what this one prepared, and only what it uses
+    following = PatternFunction("keyMatch2", BUILTINS["keyMatch2"], reuse=function.prepared)
+    following.prepare(["/api/r1/res/:id", "/new/:id"])
+    assert following.prepared["/api/r1/res/:id"] is function.prepared["/api/r1/res/:id"]
+    assert set(following.prepared) == {"/api/r1/res/:id", "/new/:id"}
 
 
 # --- matcher --------------------------------------------------------------------------------

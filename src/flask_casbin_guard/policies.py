@@ -148,12 +148,14 @@ class PolicyManager:
 
     # -- internals ----------------------------------------------------------------------------
     def _engine(self, rows: builtins.list[PolicyRow]) -> PolicyEngine:
+        # The current engine hands over what a change leaves as it was (see PolicyEngine).
         return PolicyEngine(
             self.model_text,
             rows,
             source=self.source,
             functions=self.functions,
             cache_size=self.cache_size,
+            previous=self.holder.engine,
         )
 
     def rebuild(self) -> None:

@@ -6,13 +6,16 @@ map and the others under their *head*, the text every key they match starts with
 ``/``: a request tries only the patterns filed under the prefixes of its own key that end with a
 ``/``, whatever the number of patterns in the bucket.
 
-Buckets are built once per load, before the first request.
+Buckets are built once per full load. A reload after a small change derives the next engine's
+buckets with :func:`refile`, copying only the buckets the change touches: the previous engine
+keeps answering meanwhile, so nothing it can reach is ever modified.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
-from typing import cast
+import bisect
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any, cast
 
 from .patterns import PatternFunction, Prepared
 
@@ -20,6 +23,8 @@ from .patterns import PatternFunction, Prepared
 Hits = int | list[int]
 #: a bucket key: a value, a tuple of values, or "" (no key terms)
 Key = Hashable
+#: ``(key, pattern text, rule number, added)``: one rule filed (``True``) or withdrawn
+Change = tuple[Key, str, int, bool]
 
 
 class PatternBucket:
@@ -46,6 +51,10 @@ class PatternBucket:
     def measure(self) -> None:
         """Update :attr:`lengths` after :attr:`heads` changed."""
         self.lengths = tuple(sorted({len(head) for head in self.heads}))
+
+    def copy(self) -> PatternBucket:
+        """A bucket whose maps can change without changing this one's."""
+        return PatternBucket(dict(self.literal), dict(self.patterns), dict(self.heads))
 
 
 def file_rules(keys: Iterable[Key]) -> dict[Key, list[int]]:
@@ -93,6 +102,67 @@ def file_patterns(
     for bucket in buckets.values():
         bucket.measure()
     return buckets
+
+
+def refile(
+    buckets: dict[Key, Any], changes: Sequence[Change], pattern: PatternFunction | None
+) -> dict[Key, Any]:
+    """New buckets with ``changes`` applied; ``buckets`` and what it holds stay untouched."""
+    result = dict(buckets)
+    copied: set[Key] = set()
+    for key, text, index, added in changes:
+        if pattern is None:
+            hits = _changed(result.get(key), index, added)
+            if hits is None:
+                result.pop(key, None)
+            else:
+                result[key] = [hits] if type(hits) is int else hits
+            continue
+        if key not in copied:
+            found = result.get(key)
+            result[key] = found.copy() if found is not None else PatternBucket()
+            copied.add(key)
+        bucket: PatternBucket = result[key]
+        literal = pattern.literal(text)
+        side = bucket.literal if literal else bucket.patterns
+        before = side.get(text)
+        after = _changed(before, index, added)
+        if after is None:
+            side.pop(text, None)
+        else:
+            side[text] = after
+        if not literal and (before is None) != (after is None):
+            _list_pattern(bucket.heads, pattern.head(text), text, after is not None)
+            bucket.measure()
+    for key in copied:  # emptied by the changes (a later change may have refilled it)
+        if not (result[key].literal or result[key].patterns):
+            del result[key]
+    return result
+
+
+def _changed(hits: Hits | None, index: int, added: bool) -> Hits | None:
+    """``hits`` with ``index`` filed or withdrawn, as a new object; ``None`` when empty."""
+    numbers = [] if hits is None else [hits] if type(hits) is int else list(cast(list[int], hits))
+    if added:
+        bisect.insort(numbers, index)
+    elif index in numbers:
+        numbers.remove(index)
+    if not numbers:
+        return None
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
+def _list_pattern(heads: dict[str, str | list[str]], head: str, text: str, add: bool) -> None:
+    listed = heads.get(head)
+    texts = [] if listed is None else [listed] if type(listed) is str else list(listed)
+    if add:
+        texts.append(text)
+    elif text in texts:
+        texts.remove(text)
+    if not texts:
+        heads.pop(head, None)
+    else:
+        heads[head] = texts[0] if len(texts) == 1 else texts
 
 
 def match_patterns(

@@ -7,6 +7,10 @@ rules: at load it files the rules in a hash map keyed by the columns the matcher
 small map per bucket). A request looks up its buckets, sorts the candidates back into policy
 order and evaluates them as pycasbin would (:mod:`.scan`), early exit included.
 
+A reload after a small change derives the next index from this one (:meth:`derived`): the
+changed rules' buckets are copied and refiled, removed rules leave an empty slot, and the
+patterns already prepared are shared; a full build compacts the slots again.
+
 Skipping a rule is exact only when pycasbin's evaluation of it yields ``False`` without raising:
 the index terms used must come before any term that could raise or return a non-bool. Requests
 that break this (an attribute missing on an ABAC object, say) scan every rule instead; values the
@@ -15,12 +19,13 @@ evaluator cannot reproduce exactly raise :class:`Delegate` so the engine asks py
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain, product
 from operator import itemgetter
 from typing import Any
 
-from .buckets import file_patterns, file_rules, match_patterns
+from .buckets import Change, file_patterns, file_rules, match_patterns, refile
 from .compiled import check_columns, compile_safe, key_lookup, strings_used
 from .matcher import (
     EqTerm,
@@ -76,9 +81,11 @@ class IndexedPolicy:
         evaluate: Evaluate,
     ) -> None:
         _check_rules(rules, policy_tokens)
-        #: the rules in pycasbin's order
-        self.rules = rules
+        #: the rules in pycasbin's order; ``()`` marks the slot of a rule a reload removed
+        self.rules: list[tuple[str, ...]] = list(rules)
         self._plan = plan
+        self._matcher = matcher
+        self._patterns = patterns
         self._r_tokens = tuple(request_tokens)
         self._p_tokens = tuple(policy_tokens)
         self._evaluate = evaluate
@@ -107,6 +114,12 @@ class IndexedPolicy:
             eval_nodes=eval_nodes(plan, matcher, rules) if self._has_eval else [],
             used=self._used,
         )
+        #: whether the rules keep the order of the policy's ``p`` rows (no priority sorting)
+        self.in_row_order = True
+        #: empty slots, and the slot of each rule in policy order (``None``: slot = position)
+        self._holes = 0
+        self._slots: list[int] | None = None
+        self._live: list[int] | None = None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -159,6 +172,73 @@ class IndexedPolicy:
             map(self._key_of, rules), map(self._text_of, rules), self._pattern
         )
 
+    def derived(
+        self, start: int, removed: int, added: Sequence[tuple[str, ...]]
+    ) -> IndexedPolicy | None:
+        """This index with ``removed`` rules from the ``start``-th replaced by ``added``.
+
+        Positions count rules in policy order. Copies only what the change touches; ``None``
+        when only a full build gives the answer (rules inserted before others, too many empty
+        slots).
+
+        :raises Unsupported: as the constructor would for the added rules.
+        """
+        live = len(self.rules) - self._holes
+        if len(added) > removed and start + removed != live:
+            return None  # a rule between two others: no slot for it
+        holes = self._holes + max(0, removed - len(added))
+        if live - removed + len(added) == 0 or holes * 8 > len(self.rules):
+            return None
+        _check_rules(added, self._p_tokens)
+        check_columns(self._plan, added, self._patterns)
+        slots = self._slots if self._slots is not None else range(len(self.rules))
+        rules = list(self.rules)
+        kinds = bytearray(self._kinds)
+        evals = list(self._program.eval_nodes)
+        freed = list(slots[start : start + removed])
+        taken = freed[: len(added)] + list(range(len(rules), len(rules) + len(added) - removed))
+        changes: list[Change] = []
+        for slot in freed:
+            changes.append((self._key_of(rules[slot]), self._text_of(rules[slot]), slot, False))
+            rules[slot] = ()
+        for slot, rule in zip(taken, added, strict=True):
+            nodes = eval_nodes(self._plan, self._matcher, [rule])[0] if self._has_eval else ()
+            if slot == len(rules):
+                rules.append(rule)
+                kinds.append(self._kind_of(rule))
+                evals.append(nodes)
+            else:
+                rules[slot] = rule
+                kinds[slot] = self._kind_of(rule)
+                if self._has_eval:
+                    evals[slot] = nodes
+            changes.append((self._key_of(rule), self._text_of(rule), slot, True))
+        result = object.__new__(IndexedPolicy)
+        result.__dict__.update(self.__dict__)
+        result.rules = rules
+        result._kinds = bytes(kinds)
+        result._buckets = refile(self._buckets, changes, self._pattern)
+        result._program = dataclasses.replace(self._program, rules=rules, eval_nodes=evals)
+        result._holes = holes
+        result._live = None
+        if holes or self._slots is not None:
+            result._slots = [*slots[:start], *taken, *slots[start + removed :]]
+        return result
+
+    @property
+    def patterns(self) -> Mapping[str, PatternFunction]:
+        """The pattern functions, with every pattern of the policy prepared."""
+        return self._patterns
+
+    def _every(self) -> Sequence[int]:
+        """Every rule's slot, in policy order."""
+        if not self._holes:
+            return range(len(self.rules))
+        if self._live is None:
+            # Computed on first need (rare: request-only parts that settle every rule).
+            self._live = [index for index, rule in enumerate(self.rules) if rule]
+        return self._live
+
     # -- deciding ---------------------------------------------------------------------------
 
     def decide(self, rvals: Sequence[Any]) -> tuple[bool, int]:
@@ -172,7 +252,7 @@ class IndexedPolicy:
         for position in self._strings:
             if type(rvals[position]) is not str:
                 raise Delegate
-        if not self.rules:
+        if len(self.rules) == self._holes:
             return self._empty(rvals)
         if self._direct:
             return self._walk(self._candidates(rvals), None)
@@ -180,10 +260,10 @@ class IndexedPolicy:
         for node in self._plan.before:
             value = scan.request(node)
             if value:  # every rule takes this value, whatever the policy part says
-                return self._walk(range(len(self.rules)), scan, constant=value)
+                return self._walk(self._every(), scan, constant=value)
         tail_ok = scan.tail()
         if not tail_ok or not scan.usable(self._last_used):
-            return self._walk(range(len(self.rules)), scan, skip=False)
+            return self._walk(self._every(), scan, skip=False)
         if scan.all_false:
             return self._walk((), scan)
         return self._walk(self._candidates(rvals), scan)

@@ -10,7 +10,8 @@ copied from ``casbin/util/builtin_operators.py``; tests compare every function a
 first request: the keyMatch family's usual patterns become regex-free chains (:mod:`.segments`,
 cheap to build and linear to run), ``keyMatch`` and plain ``regexMatch`` patterns prefix tests;
 only patterns that really are regular expressions or globs are compiled by ``re`` or
-``wcmatch``.
+``wcmatch``. Prepared matchers are kept by pattern text and handed to the next engine, so a
+reload prepares only the patterns it has not seen.
 
 Three things make a policy fast to index:
 
@@ -24,7 +25,7 @@ Three things make a policy fast to index:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, cast
 
 from wcmatch import glob
@@ -63,7 +64,12 @@ class PatternFunction:
     )
 
     def __init__(
-        self, name: str, builtin: Callable[..., object], prepared: Prepared | None = None
+        self,
+        name: str,
+        builtin: Callable[..., object],
+        prepared: Prepared | None = None,
+        *,
+        reuse: Mapping[str, Compiled] | None = None,
     ) -> None:
         if name not in self.NAMES:
             raise ValueError(f"not a pattern function: {name!r}")
@@ -72,6 +78,8 @@ class PatternFunction:
         #: pattern text -> matcher, filled by :meth:`prepare` (possibly shared with a previous
         #: engine of the same function: entries are never changed once stored)
         self.prepared: Prepared = {} if prepared is None else prepared
+        #: matchers a previous engine prepared: taken over by :meth:`prepare` when still used
+        self._reuse: Mapping[str, Compiled] = reuse if reuse is not None else {}
 
     # -- hashing ----------------------------------------------------------------------------
 
@@ -155,14 +163,15 @@ class PatternFunction:
             raise InvalidPattern(f"keyMatch4 pattern {pattern!r} has groups of its own")
 
     def prepare(self, patterns: Iterable[str]) -> None:
-        """:meth:`check` every pattern and store its matcher (once per pattern).
+        """:meth:`check` every pattern and store its matcher (kept ones are reused).
 
         :raises InvalidPattern: for the first pattern whose evaluation could raise.
         """
         prepared = self.prepared
+        reuse = self._reuse
         for pattern in patterns:
             if pattern not in prepared:
-                compiled = self._plain_matcher(pattern)
+                compiled = reuse.get(pattern) or self._plain_matcher(pattern)
                 if compiled is None:
                     self.check(pattern)
                     compiled = self._compile(pattern)
