@@ -151,15 +151,18 @@ def test_role_changes_and_other_models_build_from_scratch() -> None:
     assert changed.explain("nobody", "/x", "read") == (True, ())  # deny-override: its own model
 
 
-def test_many_removals_compact_with_a_full_build() -> None:
+def test_many_changes_compact_with_a_full_build() -> None:
     rows = _rules(64) + G_ROWS
     engine = PolicyEngine(_model(), rows, cache_size=0)
     for position in range(20):
-        rows = rows[:position] + rows[position + 1 :]
+        rows = rows[:position] + rows[position + 1 :]  # removed: an empty slot
+        rows[position] = PolicyRow("p", ("alice", f"/other/{position}/:id", "read", "allow"))
         engine = PolicyEngine(_model(), rows, cache_size=0, previous=engine)
         index = engine._index
         assert index is not None
-        assert index._holes * 8 <= len(index.rules)  # holes never pile up
+        assert index._churn * 8 <= len(index.rules)  # holes and stale matchers never pile up
+        prepared = index.patterns["keyMatch2"].prepared
+        assert len(prepared) <= len(index.rules) * 9 // 8
     assert _answers(engine) == _answers(PolicyEngine(_model(), rows, cache_size=0))
 
 

@@ -17,7 +17,7 @@ import bisect
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, cast
 
-from .patterns import PatternFunction, Prepared
+from .patterns import PREFIXED, PatternFunction, Prepared
 
 #: rules filed under one key or pattern: mostly one, kept as a bare number
 Hits = int | list[int]
@@ -46,7 +46,8 @@ class PatternBucket:
         self.heads = heads if heads is not None else {}
         #: the lengths of the heads: a request probes the prefixes of its key of these lengths
         self.lengths: tuple[int, ...] = ()
-        self.measure()
+        if heads:
+            self.measure()
 
     def measure(self) -> None:
         """Update :attr:`lengths` after :attr:`heads` changed."""
@@ -75,14 +76,20 @@ def file_patterns(
     """Key -> :class:`PatternBucket`; the patterns must be prepared."""
     heads: dict[str, str | None] = {}  # pattern -> head, or None for a literal one
     buckets: dict[Key, PatternBucket] = {}
+    prepared = pattern.prepared
     for index, (key, text) in enumerate(zip(keys, texts, strict=True)):
         bucket = buckets.get(key)
         if bucket is None:
             bucket = buckets[key] = PatternBucket()
         if text in heads:
             head = heads[text]
+        elif pattern.literal(text):
+            head = heads[text] = None
         else:
-            head = heads[text] = None if pattern.literal(text) else pattern.head(text)
+            function, argument = prepared[text]
+            # most matchers hold the literal text every match starts with: cut it at "/"
+            head = argument[: argument.rfind("/") + 1] if function in PREFIXED else None
+            head = heads[text] = pattern.head(text) if head is None else head
         side = bucket.literal if head is None else bucket.patterns
         found = side.get(text)
         if found is None:

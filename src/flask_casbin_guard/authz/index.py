@@ -99,7 +99,7 @@ class IndexedPolicy:
         self._kind_of: Callable[[tuple[str, ...]], int] = (
             (lambda rule: _KINDS.get(rule[eft], INDETERMINATE)) if eft >= 0 else _allow
         )
-        self._kinds = bytes(map(self._kind_of, rules))
+        self._kinds = bytes(map(self._kind_of, rules)) if eft >= 0 else bytes(len(rules))
         check_columns(plan, rules, patterns)
         #: request positions the compiled terms read as strings
         self._strings = strings_used(plan)
@@ -120,6 +120,8 @@ class IndexedPolicy:
         self._holes = 0
         self._slots: list[int] | None = None
         self._live: list[int] | None = None
+        #: rules changed by derivations since the last full build (see derived)
+        self._churn = 0
 
     # -- building ---------------------------------------------------------------------------
 
@@ -178,8 +180,9 @@ class IndexedPolicy:
         """This index with ``removed`` rules from the ``start``-th replaced by ``added``.
 
         Positions count rules in policy order. Copies only what the change touches; ``None``
-        when only a full build gives the answer (rules inserted before others, too many empty
-        slots).
+        when only a full build gives the answer (rules inserted before others), or should:
+        once the rules changed since the last full build pass 1/8 of them, a full build
+        compacts the empty slots and lets go of the matchers of patterns no longer used.
 
         :raises Unsupported: as the constructor would for the added rules.
         """
@@ -187,7 +190,8 @@ class IndexedPolicy:
         if len(added) > removed and start + removed != live:
             return None  # a rule between two others: no slot for it
         holes = self._holes + max(0, removed - len(added))
-        if live - removed + len(added) == 0 or holes * 8 > len(self.rules):
+        churn = self._churn + max(removed, len(added))
+        if live - removed + len(added) == 0 or churn * 8 > len(self.rules):
             return None
         _check_rules(added, self._p_tokens)
         check_columns(self._plan, added, self._patterns)
@@ -220,6 +224,7 @@ class IndexedPolicy:
         result._buckets = refile(self._buckets, changes, self._pattern)
         result._program = dataclasses.replace(self._program, rules=rules, eval_nodes=evals)
         result._holes = holes
+        result._churn = churn
         result._live = None
         if holes or self._slots is not None:
             result._slots = [*slots[:start], *taken, *slots[start + removed :]]

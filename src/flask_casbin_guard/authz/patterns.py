@@ -30,7 +30,7 @@ from typing import Any, cast
 
 from wcmatch import glob
 
-from .segments import PREFIXED_CHAINS, Compiled, chain, compile_chain, prefix
+from .segments import PREFIXED_CHAINS, Compiled, chain, compile_chain, prefix, usual
 
 #: pycasbin's rewriting patterns (builtin_operators.py), applied to policy values
 _KEY_MATCH2 = re.compile(r"(.*?):[^\/]+(.*?)")
@@ -120,7 +120,7 @@ class PatternFunction:
         end with one. ``pattern`` must have been prepared.
         """
         function, argument = self.matcher(pattern)
-        if function in _PREFIXED:
+        if function in PREFIXED:
             text = argument
         elif self.name in _CHAINS:
             tokens = chain(self.name, pattern)
@@ -196,6 +196,9 @@ class PatternFunction:
         if name == "regexMatch":
             return (_starts, pattern) if _SPECIAL.isdisjoint(pattern) else None
         if name in _CHAINS:
+            found = usual(pattern) if name == "keyMatch2" else None
+            if found is not None:
+                return found
             tokens = chain(name, pattern)
             return compile_chain(tokens) if tokens is not None else None
         return None
@@ -273,7 +276,7 @@ def _key_match4(key: str, argument: tuple[re.Pattern[str], list[str]]) -> bool:
 
 
 #: matchers whose argument is text every matching key starts with
-_PREFIXED: frozenset[Callable[..., bool]] = frozenset((_equal, _starts, *PREFIXED_CHAINS))
+PREFIXED: frozenset[Callable[..., bool]] = frozenset((_equal, _starts, *PREFIXED_CHAINS))
 
 
 def _plain(body: str) -> bool:

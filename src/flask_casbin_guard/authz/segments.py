@@ -42,6 +42,21 @@ _TOKENS = {
 _SPECIAL = re.compile(r"[*+?{}\[\]\\|()^$]")
 
 
+#: the usual keyMatch2 pattern, read in one step: literal text, then one ":name" or "/*"
+_USUAL2 = re.compile(r"([^*+?{}\[\]\\|()^$:.]*)(:[^/]+|/\*)?")
+
+
+def usual(pattern: str) -> Compiled | None:
+    """The matcher of a keyMatch2 pattern of the usual shape, without reading it as tokens."""
+    found = _USUAL2.fullmatch(pattern)
+    if found is None:
+        return None
+    text, last = found.groups()
+    if last is None:
+        return (_exact, text)
+    return (_head_star, text + "/") if last == "/*" else (_head_param, text)
+
+
 def chain(name: str, pattern: str) -> list[Token] | None:
     """The chain pycasbin's rewriting of ``pattern`` amounts to, or ``None``."""
     if name == "keyMatch2" and pattern == "*":
