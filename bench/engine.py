@@ -15,7 +15,8 @@ N rules means N ``p`` rules (10 per role: 5 path patterns x GET/POST) plus N/5 `
 with its own object id. Every size runs in a fresh child process, so RSS is the whole process:
 interpreter, imports, the parsed rows and one engine. Times are this process's CPU time
 (``time.process_time``), as in bench/overhead.py: the 2-core VM is shared, and wall-clock rates
-there measure the other jobs as much as this one (they swung 3x between identical runs).
+there measure the other jobs as much as this one (they swung 3x between identical runs);
+``--wall`` measures wall-clock time instead.
 Columns:
 
 * pycasbin/s: ``casbin.Enforcer.enforce`` on the same model and rows (few calls at 100k);
@@ -54,6 +55,13 @@ from typing import Any
 
 #: CPU seconds of this process: the work done, whatever else the machine runs meanwhile
 clock = time.process_time
+
+
+def use_wall_clock() -> None:
+    """Measure elapsed time (``--wall``) instead of this process's CPU time."""
+    global clock
+    clock = time.perf_counter
+
 
 MODELS = {
     "rbac": """
@@ -296,8 +304,11 @@ def main() -> None:
     parser.add_argument("--sizes", help="comma-separated rule counts (default 1k,10k,100k)")
     parser.add_argument("--shapes", help=f"comma-separated models among {', '.join(MODELS)}")
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (spread)")
+    parser.add_argument("--wall", action="store_true", help="wall-clock time, not CPU time")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # child mode: shape:rules:folder
     args = parser.parse_args()
+    if args.wall:
+        use_wall_clock()
     if args.case:
         shape, rules, folder = args.case.split(":", 2)
         print(json.dumps(run_case(shape, int(rules), Path(folder))))
@@ -319,7 +330,8 @@ def main() -> None:
                     for name in ("policy.csv", "requests.json"):
                         Path(case, name).write_bytes(Path(folder, name).read_bytes())
                     child = subprocess.run(  # noqa: S603 - this script, fixed arguments
-                        [sys.executable, __file__, "--case", f"{shape}:{size}:{case}"],
+                        [sys.executable, __file__, "--case", f"{shape}:{size}:{case}"]
+                        + (["--wall"] if args.wall else []),
                         check=True,
                         capture_output=True,
                         text=True,
