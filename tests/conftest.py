@@ -58,10 +58,12 @@ def password_hashes(hasher: PasswordHasher) -> dict[str, str]:
 
 
 @pytest.fixture
-def guard_config(password_hashes: dict[str, str]) -> dict[str, object]:
+def guard_config(password_hashes: dict[str, str], tmp_path: Path) -> dict[str, object]:
     """A working ``GUARD_*`` configuration on the test RBAC policy."""
     return {
         "TESTING": True,
+        # Revocations persist: each test gets its own file, not the tests' instance folder.
+        "GUARD_REVOCATION_STORE": str(tmp_path / "revocations.db"),
         "GUARD_MODEL": str(POLICIES / "rbac_model.conf"),
         "GUARD_POLICY": str(POLICIES / "rbac_policy.csv"),
         "GUARD_JWT_SECRET": JWT_SECRET,

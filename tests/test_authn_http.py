@@ -17,21 +17,29 @@ from flask_casbin_guard.errors import ConfigurationError, PasswordPolicyError
 from helpers import basic, bearer
 
 
-def make_app(guard_config: dict[str, Any], **extra: Any) -> Flask:
+def make_app(guard_config: dict[str, Any], restricted: bool | None = None, **extra: Any) -> Flask:
+    """An app with per-route schemes; ``restricted``: add the routes whose ``authn=`` names
+    schemes GUARD_AUTH may not enable (default: only when it enables them, else the whole app
+    refuses to serve)."""
     app = Flask(__name__)
     app.config.update(guard_config, **extra)
+    enabled = set(extra.get("GUARD_AUTH", ["bearer", "basic"]))
 
     @app.get("/any", authorize="AUTH")
     def any_scheme(user: CurrentUser) -> dict[str, str]:
         return {"user": user}
 
-    @app.get("/token-only", authorize="AUTH", authn="bearer")
-    def token_only(user: CurrentUser) -> dict[str, str]:
-        return {"user": user}
+    if restricted or (restricted is None and "bearer" in enabled):
 
-    @app.post("/login", authorize="AUTH", authn=["param", "basic"])
-    def login(user: CurrentUser) -> dict[str, str]:
-        return {"token": app.guard.create_token(user)}
+        @app.get("/token-only", authorize="AUTH", authn="bearer")
+        def token_only(user: CurrentUser) -> dict[str, str]:
+            return {"user": user}
+
+    if restricted or (restricted is None and {"param", "basic"} <= enabled):
+
+        @app.post("/login", authorize="AUTH", authn=["param", "basic"])
+        def login(user: CurrentUser) -> dict[str, str]:
+            return {"token": app.guard.create_token(user)}
 
     return app
 
@@ -53,9 +61,11 @@ def test_per_route_schemes(app: Flask) -> None:
 
 
 def test_per_route_scheme_must_be_enabled(guard_config: dict[str, Any]) -> None:
-    app = make_app(guard_config, GUARD_AUTH=["bearer", "basic"])
-    with pytest.raises(ConfigurationError, match="param"):
+    app = make_app(guard_config, restricted=True, GUARD_AUTH=["bearer", "basic"])
+    with pytest.raises(ConfigurationError, match="'login': authn= .*param"):
         app.test_client().post("/login", data={"login": "alice", "password": "x"})
+    with pytest.raises(ConfigurationError, match="'login': authn="):
+        app.test_client().get("/any")  # the whole app refuses, not just that route
 
 
 def test_authn_in_extension_mode_and_blueprints(guard_config: dict[str, Any]) -> None:
@@ -134,9 +144,9 @@ def test_password_policy(guard_config: dict[str, Any]) -> None:
             guard.hash_password("short-pw")
         with pytest.raises(PasswordPolicyError, match="too common"):
             guard.hash_password("my-password-123")
-        with pytest.raises(PasswordPolicyError, match="at most 4096"):
-            guard.hash_password("x" * 4097)
-        assert guard.hash_password("a" * 64).startswith("$argon2id$")
+        with pytest.raises(PasswordPolicyError, match="at most 128"):
+            guard.hash_password("x" * 129)
+        assert guard.hash_password("a" * 128).startswith("$argon2id$")
         assert guard.hash_password("correct horse battery").startswith("$argon2id$")
     app.config["GUARD_PASSWORD_MIN_LENGTH"] = 4
     with pytest.raises(ConfigurationError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ from conftest import PASSWORDS
 from flask_casbin_guard.authn.fake import FakeScheme
 from flask_casbin_guard.authn.param import ParamScheme
 from flask_casbin_guard.authn.passwords import PasswordHasher
-from flask_casbin_guard.authn.ratelimit import FailureLimiter
+from flask_casbin_guard.authn.ratelimit import FailureLimiter, client_of
 from flask_casbin_guard.authn.registry import build_schemes
 from flask_casbin_guard.authn.remote_user import RemoteUserScheme
 from flask_casbin_guard.config import GuardSettings
@@ -139,19 +140,76 @@ def test_fake_checks_testing_on_every_request() -> None:
 # --- failure limiter --------------------------------------------------------------------------
 
 
-def test_limiter_counts_failures_per_login_and_per_address() -> None:
+def test_limiter_counts_per_login_from_one_client_and_per_client() -> None:
     limiter = FailureLimiter("3 per minute", "5 per minute", "memory://")
     for _ in range(3):
         limiter.check("alice", "10.0.0.1")
         limiter.failed("alice", "10.0.0.1")
     with pytest.raises(TooManyAttempts) as info:
-        limiter.check("alice", "10.0.0.9")  # the login is over its limit, from anywhere
+        limiter.check("alice", "10.0.0.1")  # this login from this client
     assert 1 <= info.value.retry_after <= 61
+    limiter.check("alice", "10.0.0.9")  # the same login elsewhere: never locked out
     limiter.check("bob", "10.0.0.2")  # other logins and addresses are unaffected
     for login in ("bob", "carol"):
         limiter.failed(login, "10.0.0.1")
     with pytest.raises(TooManyAttempts):
         limiter.check("dave", "10.0.0.1")  # the address is over its limit, for any login
+
+
+def test_limiter_slows_a_login_past_its_ceiling_for_clients_that_fail() -> None:
+    limiter = FailureLimiter("", "", "memory://", login_ceiling="3 per hour", slow="1 per minute")
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        limiter.failed("alice", address)
+    with pytest.raises(TooManyAttempts) as info:
+        limiter.check("alice", "10.0.0.1")  # failed within the minute: wait
+    assert 1 <= info.value.retry_after <= 61
+    limiter.check("alice", "10.0.0.4")  # no failure from here: at once
+    limiter.check("bob", "10.0.0.1")  # other logins are not slowed
+
+
+def test_limiter_counts_attempts_in_flight() -> None:
+    limiter = FailureLimiter("2 per minute", "", "memory://")
+    limiter.in_flight_wait = 0.1
+    first = limiter.attempt("alice", "10.0.0.1")
+    second = limiter.attempt("alice", "10.0.0.1")
+    with pytest.raises(TooManyAttempts) as info:
+        limiter.attempt("alice", "10.0.0.1")  # two outcomes pending could both be failures
+    assert info.value.retry_after == 1  # after waiting in_flight_wait for them
+    with first:
+        pass  # a success frees its reservation and counts nothing
+    with limiter.attempt("alice", "10.0.0.1") as third, second:
+        second.failed()
+        third.failed()
+    with pytest.raises(TooManyAttempts):
+        limiter.check("alice", "10.0.0.1")
+
+
+def test_limiter_waits_for_attempts_in_flight_that_succeed() -> None:
+    limiter = FailureLimiter("1 per minute", "", "memory://")
+    pending = limiter.attempt("alice", "10.0.0.1")
+    threading.Timer(0.05, pending.__exit__, (None, None, None)).start()  # a success, soon
+    started = time.monotonic()
+    with limiter.attempt("alice", "10.0.0.1"):  # waited for it, not refused
+        assert 0.04 <= time.monotonic() - started < limiter.in_flight_wait
+
+
+@pytest.mark.parametrize(
+    ("address", "client"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::ffff", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("unix:/run/app.sock", "unix:/run/app.sock"),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_clients_are_ipv4_addresses_or_ipv6_slash_64(
+    address: str | None, client: str | None
+) -> None:
+    assert client_of(address) == client
 
 
 def test_limiter_without_limits_never_refuses() -> None:
@@ -185,6 +243,8 @@ def test_limiter_shares_counts_through_redis() -> None:
     first = FailureLimiter("2 per minute", "", "redis://127.0.0.1:6379/15")
     second = FailureLimiter("2 per minute", "", "redis://127.0.0.1:6379/15")  # another process
     first.failed(login, None)
+    with first.attempt(login, None), pytest.raises(TooManyAttempts):
+        second.check(login, None)  # one failure and one attempt in flight in another process
     second.failed(login, None)
     with pytest.raises(TooManyAttempts):
         first.check(login, None)

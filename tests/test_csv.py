@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from casbin.persist.adapter import _extract_tokens
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conftest import CASBIN_EXAMPLES
@@ -17,6 +17,7 @@ from flask_casbin_guard.store.csv import (
     MAX_VALUE_LENGTH,
     PolicyRow,
     check_row,
+    format_line,
     parse_policy,
     read_policy_file,
     split_line,
@@ -221,7 +222,7 @@ def test_check_row_accepts() -> None:
     [
         (["a,b", "c"], "value 1 contains a comma outside brackets"),
         (["a", "f(x), y"], "value 2 contains a comma outside brackets"),
-        (["a", "f(x,"], "value 2 contains a comma outside brackets"),
+        (["a", "f(x,"], "value 2 has unbalanced brackets"),
         ([" a", "b"], "value 1 has leading or trailing spaces"),
         (["a", "b "], "value 2 has leading or trailing spaces"),
         (["a", ""], "value 2 is empty"),
@@ -283,3 +284,57 @@ def test_split_line_matches_pycasbin_on_balanced_lines(line: str) -> None:
     if line[:1] == "#" or line == "":
         return
     assert tokens == _extract_tokens(line)
+
+
+# --- one grammar for writing and reading (issue 17, item 3) ---------------------------------
+
+_VALUE_TEXT = st.text(
+    alphabet=st.sampled_from(list("ab ,()[]\"'#=+-@;\t"))
+    | st.characters(exclude_categories=["Cs"]),
+    min_size=1,
+    max_size=20,
+)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["alice", "report(2024", "read"],  # unbalanced: the reader joins the rest of the line
+        ["alice", "report)2024", "read"],
+        ["alice", "a[", "]b"],  # balanced across two values: read back as one
+        ["alice", "f(x", "y)"],
+        ['"alice', 'data"', "read"],  # a quote opened in one value, closed in the next
+        ["'alice", "data'", "read"],
+    ],
+)
+def test_the_writer_refuses_what_the_reader_refuses(values: list[str]) -> None:
+    line = ", ".join(["p", *values])
+    with pytest.raises(PolicyError):
+        parse_policy([line], ARITIES, "policy.csv")
+    with pytest.raises(ValueError):
+        check_row("p", values, ARITIES)
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(_VALUE_TEXT, min_size=3, max_size=3))
+@example(values=["alice", "report(2024", "read"])
+@example(values=['"alice', 'data"', "read"])
+def test_every_row_the_writer_accepts_reads_back_the_same(values: list[str]) -> None:
+    try:
+        row = check_row("p", values, ARITIES)
+    except ValueError:
+        return  # refused before anything is written
+    assert parse_policy([format_line(row)], ARITIES, "policy.csv") == [row]
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.lists(_VALUE_TEXT, min_size=3, max_size=3), max_size=6))
+def test_a_file_of_accepted_rows_reads_back_as_those_rows(rows: list[list[str]]) -> None:
+    accepted = []
+    for values in rows:
+        try:
+            accepted.append(check_row("p", values, ARITIES))
+        except ValueError:
+            continue
+    text = "".join(format_line(row) + "\n" for row in accepted)
+    assert parse_policy(text.split("\n"), ARITIES, "policy.csv") == accepted

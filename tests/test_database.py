@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -18,11 +19,14 @@ import casbin
 import pytest
 import sqlalchemy as sa
 import sqlalchemy_adapter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.pool import StaticPool
 
 from flask_casbin_guard.authz.engine import PolicyEngine
 from flask_casbin_guard.errors import ConfigurationError, PolicyError
-from flask_casbin_guard.store.csv import PolicyRow
+from flask_casbin_guard.store.csv import PolicyRow, read_policy_file
+from flask_casbin_guard.store.csvstore import write_policy_file
 from flask_casbin_guard.store.database import DatabaseStore
 from flask_casbin_guard.store.schema import VERSION_TABLE, rule_table, version_table
 from helpers import DOMAIN_MODEL
@@ -753,3 +757,29 @@ def test_several_processes_write_one_table(
     assert [process.wait(timeout=120) for process in processes] == [0, 0, 0, 0]
     records = values_of(raw(engine))
     assert len(records) == len(set(records)) == 10 + 4 * 15
+
+
+_VALUE = st.text(
+    alphabet=st.sampled_from(list("ab ,()[]\"'#=+-@")) | st.characters(exclude_categories=["Cs"]),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.lists(_VALUE, min_size=3, max_size=3), max_size=5))
+def test_whatever_a_database_accepts_exports_to_a_file_that_imports_again(
+    rows: list[list[str]],
+) -> None:
+    store = DatabaseStore("sqlite://", ARITIES)
+    with tempfile.TemporaryDirectory() as folder:
+        for values in rows:
+            try:
+                store.add([p(*values)])
+            except PolicyError:
+                continue  # refused before anything was stored
+        exported = store.export()
+        path = Path(folder, "out.csv")
+        write_policy_file(path, exported, ARITIES)
+        assert read_policy_file(path, ARITIES) == exported
+    store.close()

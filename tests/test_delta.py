@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from flask_casbin_guard.authz.delta import MAX_CHANGED_ROWS, changed_span
 from flask_casbin_guard.authz.engine import PolicyEngine
+from flask_casbin_guard.errors import PolicyError
 from flask_casbin_guard.store.csv import PolicyRow
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -206,3 +207,24 @@ def test_large_changes_build_from_scratch() -> None:
     following = PolicyEngine(_model(), reversed_rows, cache_size=0, previous=engine)
     index: Any = following._index
     assert index is not None and index._slots is None
+
+
+def test_a_derived_engine_keeps_every_per_model_fact_and_check() -> None:
+    rows = _rules(20) + G_ROWS
+    engine = PolicyEngine(_model(), rows, cache_size=0)
+    following = PolicyEngine(
+        _model(), [*rows, PolicyRow("p", ("bob", "/x/:id", "read", "allow"))], previous=engine
+    )
+    assert following._index is not None and following._index._churn == 1  # derived
+    for name in ("request_tokens", "arities", "policy_tokens", "has_roles", "roles"):
+        assert getattr(following, name) == getattr(engine, name), name
+    assert following.unknown_functions == engine.unknown_functions == ()
+    # a rule whose eval() text does not parse is refused on a derived reload too
+    text = RBAC.replace("&& r.act == p.act", "&& eval(p.act)").format(
+        effect=EFFECTS[0], objects=OBJECTS[0]
+    )
+    good = [PolicyRow("p", ("alice", "/a/:id", "r.sub == 'alice'", "allow")), *G_ROWS]
+    base = PolicyEngine(text, good, cache_size=0)
+    bad = PolicyRow("p", ("bob", "/a/:id", "r.sub ==", "allow"))
+    with pytest.raises(PolicyError, match="eval"):
+        PolicyEngine(text, [*good, bad], cache_size=0, previous=base)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import flask
 import pytest
 
 from conftest import POLICIES
-from flask_casbin_guard import ConfigurationError, Flask
+from flask_casbin_guard import CasbinGuard, ConfigurationError, Flask
 from helpers import basic
 
 BOB = basic("bob", "bob-password")
@@ -96,3 +97,29 @@ def test_validate_reports_the_engine(guard_config: dict[str, Any]) -> None:
     app = make_app(guard_config)
     result = app.test_cli_runner().invoke(args=["guard", "policy", "validate"])
     assert "engine: indexed" in result.output
+
+
+def test_dev_mode_explains_every_refusal(guard_config: dict[str, Any]) -> None:
+    app = flask.Flask(__name__)
+    app.config.update(guard_config, GUARD_MODE="dev")
+    guard = CasbinGuard(app)
+    dave = basic("dave", "dave-password")  # an auditor, not an employee
+    alice = basic("alice", "alice-password")  # an employee
+    app.add_url_rule("/staff", "staff", guard.authorize("employee")(lambda: "staff"))
+    app.add_url_rule("/closed", "closed", guard.authorize("CLOSE")(lambda: "closed"))
+    app.add_url_rule("/report", "report", guard.authorize("ROUTE")(lambda: "report"))
+    app.add_url_rule("/forgotten", "forgotten", lambda: "forgotten")
+    client = app.test_client()
+
+    def explained(path: str, headers: dict[str, str], status: int) -> str:
+        response = client.get(path, headers=headers)
+        assert response.status_code == status, path
+        return str(response.headers.get("X-Guard-Explain"))
+
+    assert explained("/staff", dave, 403) == "deny role employee for 'dave'"
+    assert explained("/staff", alice, 200) == "allow role employee for 'alice'"
+    assert "closed route" in explained("/closed", dave, 403)
+    assert "not covered by any declaration" in explained("/forgotten", dave, 403)
+    assert "no credentials" in explained("/staff", {}, 401)
+    assert explained("/report", alice, 403) == "deny GET /report (no rule matched)"
+    assert explained("/report", dave, 200) == "allow GET /report (rule: auditor, /report, GET)"

@@ -304,9 +304,11 @@ def test_object_loader_feeds_abac_models(guard_config: dict[str, Any], write_fil
     client = app.test_client()
     auth = basic("alice", "alice-password")
     assert client.post("/doc/1", headers=auth).json == {"did": 1}
-    assert client.post("/doc/2", headers=auth).status_code == 403
+    # Denied on a loaded object: the answer of a missing one (no existence oracle).
+    denied = client.post("/doc/2", headers=auth)
     missing = client.post("/doc/3", headers=auth)
-    assert missing.status_code == 404
+    assert denied.status_code == missing.status_code == 404
+    assert denied.json == missing.json
     assert missing.json == {"error": "not_found", "message": "object not found", "status": 404}
 
 
@@ -326,3 +328,41 @@ def test_renderer_override(guard_config: dict[str, Any]) -> None:
     assert response.headers["Cache-Control"] == "no-store"
     with pytest.raises(ConfigurationError):
         guard.renderer("xml")
+
+
+def test_async_object_loader_is_awaited(guard_config: dict[str, Any], write_file: Any) -> None:
+    """An ``async def`` loader (an async database driver) decides like a sync one; None is 404."""
+    model = (
+        (POLICIES / "rbac_model.conf")
+        .read_text()
+        .replace(
+            "m = g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act",
+            "m = r.sub == r.obj.owner && r.act == p.act",
+        )
+    )
+    app = plain_app(
+        {
+            **guard_config,
+            "GUARD_MODEL": model,
+            "GUARD_POLICY": write_file("abac.csv", "p, any, any, edit\n"),
+        }
+    )
+    guard = CasbinGuard(app)
+    docs = {1: {"owner": "alice"}, 2: {"owner": "bob"}}
+
+    @guard.object_loader("doc")
+    async def load_doc(did: int) -> dict[str, str] | None:
+        return docs.get(did)
+
+    @app.post("/doc/<int:did>")
+    @guard.authorize(("doc", "did", "edit"))
+    def edit_doc(did: int) -> dict[str, int]:
+        return {"did": did}
+
+    client = app.test_client()
+    auth = basic("alice", "alice-password")
+    assert client.post("/doc/1", headers=auth).json == {"did": 1}
+    # bob's document is denied as a missing one is answered: no existence oracle (issue 23.3)
+    denied, missing = client.post("/doc/2", headers=auth), client.post("/doc/3", headers=auth)
+    assert (denied.status_code, denied.json) == (missing.status_code, missing.json)
+    assert missing.status_code == 404

@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).parents[1] / "src" / "flask_casbin_guard"
 LAYERS = {
     "errors": 0,
     "types": 0,
+    "memo": 0,
     "config": 1,
     "identity": 1,
     "signals": 1,
@@ -26,6 +27,8 @@ LAYERS = {
     "pipeline": 4,
     "render": 4,
     "policies": 5,
+    "classviews": 5,
+    "validation": 5,
     "cli": 6,
     "state": 6,
     "accounts": 6,

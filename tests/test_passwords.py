@@ -12,7 +12,8 @@ import pytest
 from passlib.hash import argon2, pbkdf2_sha256
 
 from conftest import PASSWORDS
-from flask_casbin_guard.authn.passwords import PasswordHasher
+from flask_casbin_guard.authn.passwords import PasswordHasher, check_password_policy
+from flask_casbin_guard.errors import PasswordPolicyError
 
 ARGON2ID_PREFIX = "$argon2id$v=19$m=19456,t=2,p=1$"
 LOGGER = "flask_casbin_guard.passwords"
@@ -148,6 +149,18 @@ def test_oversized_password_is_wrong_not_a_corrupted_hash(
         assert hasher.verify("p" * 5_000, stored) is False
         assert hasher.verify("p" * 5_000, None) is False
     assert not [r for r in caplog.records if r.name == LOGGER]
+
+
+def test_unencodable_password_is_wrong_and_never_a_new_hash(
+    hasher: PasswordHasher, caplog: pytest.LogCaptureFixture
+) -> None:
+    stored = hasher.hash("short password")
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        assert hasher.verify("\ud800short password", stored) is False
+        assert hasher.verify("\udfff", None) is False
+    assert not [r for r in caplog.records if r.name == LOGGER]
+    with pytest.raises(PasswordPolicyError, match="Unicode"):
+        check_password_policy("a long enough password \ud800", 12)
 
 
 def test_garbage_stored_hash_needs_no_rehash(hasher: PasswordHasher) -> None:

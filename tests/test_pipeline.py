@@ -222,8 +222,12 @@ def test_options(client: FlaskClient, calls: list[str]) -> None:
     assert calls == []
 
 
-def test_role_name_collision(client: FlaskClient) -> None:
-    # "employee" authenticates (AUTH passes) but gets none of the role's rights.
+def test_a_login_named_like_a_role_is_decided_as_casbin_does(client: FlaskClient) -> None:
+    # From an external user store, "employee" is Casbin's subject "employee". A role
+    # declaration asks for the subject's roles (pycasbin's implicit roles), which never
+    # include the subject itself: the login is not the role. Casbin's own matcher (ROUTE,
+    # objects) does hold g(x, x), as pycasbin's enforce does. Account creation refuses such
+    # logins; GUARD_USER_PREFIX keeps users from elsewhere apart (test_subjects.py).
     assert client.get("/auth", headers=EMPLOYEE).json == {"user": "employee"}
     assert client.get("/staff", headers=EMPLOYEE).status_code == 403
     assert client.get("/report", headers=EMPLOYEE).status_code == 403

@@ -14,7 +14,7 @@ from flask_casbin_guard.authz.engine import EngineHolder, PolicyEngine
 from flask_casbin_guard.policies import PolicyManager
 from flask_casbin_guard.store.csv import PolicyRow
 from flask_casbin_guard.store.database import DatabaseStore
-from helpers import basic
+from helpers import DOMAIN_MODEL, basic
 
 MODEL = (POLICIES / "rbac_model.conf").read_text()
 ARITIES = {"p": 3, "g": 2}
@@ -184,3 +184,22 @@ def test_database_reloads_reuse_validated_rows(sqlite_store: DatabaseStore) -> N
         connection.exec_driver_sql("INSERT INTO casbin_rule (ptype, v0) VALUES ('g', 'lonely')")
     with pytest.raises(PolicyError, match="casbin_rule id 3"):
         sqlite_store.load_versioned()
+
+
+def test_naming_finds_every_rule_that_gives_a_name_a_meaning_as_subject() -> None:
+    model = DOMAIN_MODEL.replace("g = _, _, _", "g = _, _, _\ng2 = _, _")
+    rows = [
+        PolicyRow("g", ("alice", "admin", "tenant1")),
+        PolicyRow("g2", ("doc1", "docs")),
+        PolicyRow("p", ("editor", "tenant1", "docs", "write")),
+    ]
+    manager = PolicyManager(model, "test", None, EngineHolder(PolicyEngine(model, rows)))
+    for name, row in [
+        ("alice", rows[0]),  # a member: grants written before its account
+        ("admin", rows[0]),  # a role
+        ("tenant1", rows[0]),  # a domain: refused too, a conservative rule costs little
+        ("docs", rows[1]),  # any position of any role row type
+        ("editor", rows[2]),  # a p subject
+    ]:
+        assert manager.naming(name) == row
+    assert manager.naming("write") is None and manager.naming("zoe") is None

@@ -37,7 +37,7 @@ ARITIES = {"p": 3, "g": 2}
 HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 OTHER_HASH = "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXJzYWx0$b3RoZXJoYXNo"
 KEY_FORMAT = re.compile(r"gk_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]{43,})")
-USER_TABLES = {"guard_users", "guard_api_keys", "guard_revoked_tokens"}
+USER_TABLES = {"guard_users", "guard_api_keys", "guard_revoked_tokens", "guard_login_stamps"}
 UNSAFE_LOGINS = ["", "a,b", " alice", "alice\n", "tab\there", "x" * 256]
 
 
@@ -358,6 +358,54 @@ def test_delete_removes_the_user_and_its_keys(store: UserStore, raw: sa.Engine) 
     assert stamp is not None and math.floor(before) <= stamp <= time.time()
 
 
+def test_delete_takes_the_users_rules_and_stamps_its_login(
+    policy_store: DatabaseStore, raw: sa.Engine
+) -> None:
+    store = UserStore(policy_store.engine, policy=policy_store)
+    deleted: list[str] = []
+    store.on_delete.append(deleted.append)
+    policy_store.add(
+        [
+            PolicyRow("g", ("alice", "admin")),
+            PolicyRow("p", ("alice", "data1", "read")),
+            PolicyRow("g", ("bob", "alice")),  # alice as a role: not alice's own grant
+            PolicyRow("p", ("admin", "data2", "write")),
+        ]
+    )
+    store.create("alice", HASH)
+    version, before = policy_store.version(), time.time()
+    assert store.delete("alice") is True and deleted == ["alice"]
+    assert policy_store.load() == [
+        PolicyRow("g", ("bob", "alice")),
+        PolicyRow("p", ("admin", "data2", "write")),
+    ]
+    assert policy_store.version() == version + 1  # other processes reload
+    active, stamp = store.account("alice")
+    assert active is None and stamp is not None and before <= stamp <= time.time()
+    # A login never stored can be stamped too (an external user store, an identity provider).
+    store.revoke_login("carol", 123.0)
+    store.revoke_login("carol", 100.0)  # never backwards
+    assert store.account("carol") == (None, 123.0)
+    store.create("dave", HASH)
+    store.revoke_login("dave", time.time() + 5)
+    record = store.get("dave")
+    assert record is not None and store.account("dave") == (True, record.tokens_valid_after)
+    assert store.account("a,b") == (None, None)
+    with pytest.raises(ConfigurationError, match="share one engine"):
+        UserStore(sa.create_engine("sqlite://", poolclass=sa.StaticPool), policy=policy_store)
+
+
+def test_an_older_database_gets_the_stamps_table(
+    policy_store: DatabaseStore, raw: sa.Engine
+) -> None:
+    UserStore(policy_store.engine).create("alice", HASH)
+    with raw.begin() as connection:  # a database made before guard_login_stamps existed
+        connection.execute(sa.text("DROP TABLE guard_login_stamps"))
+    store = UserStore(policy_store.engine)
+    assert "guard_login_stamps" in sa.inspect(raw).get_table_names()
+    assert store.get("alice") is not None and store.account("alice")[0] is True
+
+
 def test_create_clears_keys_a_deleted_namesake_left(store: UserStore, raw: sa.Engine) -> None:
     store.create("alice", HASH)
     key = store.create_api_key("alice")
@@ -556,6 +604,15 @@ def test_concurrent_revocations_of_one_jti_all_succeed(store: UserStore, raw: sa
     results = run_threads(8, lambda i: store.revoke_jti("shared", 1000.0 + i))
     assert results == [None] * 8
     assert rows(raw, "guard_revoked_tokens") == [{"jti": "shared", "expires_at": 1007.0}]
+
+
+def test_claim_lets_exactly_one_racing_thread_win(store: UserStore, raw: sa.Engine) -> None:
+    results = run_threads(8, lambda i: store.claim("refresh-jti", 1000.0 + i))
+    assert sorted(map(repr, results)) == ["False"] * 7 + ["True"]
+    assert [row["jti"] for row in rows(raw, "guard_revoked_tokens")] == ["refresh-jti"]
+    assert store.claim("refresh-jti", 2000.0) is False and store.is_revoked("x", "refresh-jti")
+    store.revoke_jti("revoked", 2000.0)
+    assert store.claim("revoked", 2000.0) is False  # a revoked token cannot be used either
 
 
 def test_purge_expired(store: UserStore) -> None:

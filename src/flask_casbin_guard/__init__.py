@@ -18,10 +18,13 @@ from .errors import AuthenticationRequired as AuthenticationRequired
 from .errors import ConfigurationError as ConfigurationError
 from .errors import GuardError as GuardError
 from .errors import GuardHTTPError as GuardHTTPError
+from .errors import LoginUnavailable as LoginUnavailable
+from .errors import ObjectAccessDenied as ObjectAccessDenied
 from .errors import ObjectNotFound as ObjectNotFound
 from .errors import ParameterError as ParameterError
 from .errors import ParamIssue as ParamIssue
 from .errors import PolicyError as PolicyError
+from .errors import PolicyRejected as PolicyRejected
 from .errors import PolicyUnavailable as PolicyUnavailable
 from .extension import CasbinGuard as CasbinGuard
 from .extension import current_user as current_user

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .authn.passwords import PasswordHasher, check_password_policy
-from .authn.revocation import check_identity
+from .authn.revocation import check_account, family_key
 from .authn.session import Session, end_session, start_session
 from .config import GuardSettings
-from .errors import AuthenticationFailed, ConfigurationError, GuardError
+from .errors import AuthenticationFailed, ConfigurationError, GuardError, LoginUnavailable
 from .identity import Identity, is_safe_login
-from .store.users import UserStore
+from .store.users import UserExists, UserStore
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -26,6 +27,10 @@ class AccountsAPI:
     def _state(self) -> AppState:
         raise NotImplementedError
 
+    def _declared_roles(self) -> frozenset[str]:
+        """Role names the app's route declarations require (the extension knows the app)."""
+        return frozenset()
+
     def hash_password(self, password: str) -> str:
         """An argon2id hash (OWASP parameters) for storing ``password``.
 
@@ -37,7 +42,9 @@ class AccountsAPI:
         except GuardError:  # no single app to read a policy from: the defaults apply
             settings = None
         policy = settings or GuardSettings()
-        check_password_policy(password, policy.password_min_length, policy.password_check)
+        check_password_policy(
+            password, policy.password_min_length, policy.password_check, policy.password_max_length
+        )
         return self.hasher.hash(password)
 
     def verify_password(self, password: str, stored: str | None) -> bool:
@@ -66,20 +73,41 @@ class AccountsAPI:
     def refresh(self, refresh_token: str) -> tuple[str, str]:
         """A new ``(access token, refresh token)`` pair; the refresh token used is revoked.
 
-        Rotation makes a stolen refresh token good for one use at most.
+        Rotation makes a stolen refresh token good for one use at most: the token's id is
+        claimed atomically in the revocation store, so of two requests sending it at once,
+        one wins. Any later use of it (reuse of a rotated token, a race lost) revokes its whole
+        family: every token issued from it, both holders' (RFC 9700 §4.14.2).
 
         :raises AuthenticationFailed: for an invalid, expired, revoked or non-refresh token.
         """
         state = self._state()
         claims = state.bearer.decode(refresh_token, kind="refresh")
-        if not isinstance(claims.get("jti"), str):
+        jti = claims.get("jti")
+        if not isinstance(jti, str):
             # Rotation revokes the used token by its id: one without an id could be replayed.
             raise AuthenticationFailed("bearer: refresh token without jti")
+        # Refresh tokens issued before families existed start their own family at first use.
+        family = claims["fam"] if isinstance(claims.get("fam"), str) else jti
         identity = Identity(login=claims["sub"], scheme="bearer", claims=claims)
-        check_identity(identity, state.revocations)
-        state.revocations.revoke(claims["jti"], float(claims["exp"]))
+        revocations = state.revocations
+        if revocations.is_revoked_now(family_key(family)):
+            raise AuthenticationFailed("bearer: refresh token family revoked", login=identity.login)
+        if not revocations.claim(jti, float(claims["exp"])):
+            settings = state.settings
+            lifetime = max(settings.jwt_refresh_expires, settings.jwt_expires)
+            # Any token of the family lives at most a lifetime from now: none is issued later.
+            until = time.time() + (lifetime + settings.jwt_leeway).total_seconds()
+            revocations.revoke(family_key(family), until)
+            raise AuthenticationFailed(
+                "bearer: refresh token reused, its family is revoked", login=identity.login
+            )
+        check_account(identity, revocations)
         login = identity.login
-        return self.create_token(login), self.create_refresh_token(login)
+        bearer = state.bearer
+        return (
+            bearer.create_token(login, None, None, family=family),
+            bearer.create_token(login, None, None, kind="refresh", family=family),
+        )
 
     def revoke_token(self, token: str) -> None:
         """Revoke one access or refresh token (a logout for token clients)."""
@@ -112,7 +140,9 @@ class AccountsAPI:
     @property
     def users(self) -> UserStore:
         """The built-in user store (needs a database ``GUARD_POLICY``)."""
-        users = self._state().users
+        state = self._state()
+        state.prepare()  # subclass mode reads the configuration at first need
+        users = state.users
         if users is None:
             raise ConfigurationError("the built-in user store needs a database GUARD_POLICY")
         return users
@@ -124,17 +154,54 @@ class AccountsAPI:
 
         :raises PasswordPolicyError: for a password the policy refuses.
         :raises UserExists: when the login is taken.
-        :raises ValueError: for an unusable login, or one equal to a role name.
+        :raises LoginUnavailable: (a ``ValueError``) for a login a rule or route already names
+            (see :meth:`check_new_login`).
+        :raises ValueError: for an unusable login.
         """
         state = self._state()
         if not is_safe_login(login):
             raise ValueError(f"unusable login {login!r}")
-        if login in state.holder.engine.roles:
-            raise ValueError(f"login {login!r} is a role name: it would get none of its rights")
         users = self.users
-        users.create(login, self.hash_password(password), active=active)
+        # Hashed first, as before: a taken login must cost the same time as a free one, or
+        # registration would tell who exists.
+        password_hash = self.hash_password(password)
+        if users.get(login) is not None:
+            # Before the name check: an existing user's own rules name it, and registration
+            # must answer a taken login as it always did.
+            raise UserExists(login)
+        self.check_new_login(login)
+        users.create(login, password_hash, active=active)
         for role in dict.fromkeys((*state.settings.default_roles, *roles)):
-            state.policies.add_role(login, role)
+            state.policies.add_role(state.settings.user_prefix + login, role)
+
+    def check_new_login(self, login: str) -> None:
+        """Refuse a login that Casbin would not see as a new, empty subject.
+
+        Casbin has no separate namespaces for users and roles: a user named like a role gets
+        that role's rights, and one named in rules written before the account (``flask guard
+        role add newhire admin``, rules a deleted namesake left) inherits them. Refused: any
+        value of a role row (``g``, ``g2``…), the subject of a permission row, and role names
+        that route declarations require. The account is refused rather than the rules removed:
+        they were written on purpose by someone, and the error names the rule to review.
+
+        :raises LoginUnavailable: with the rule that names the login, if one does.
+        """
+        policies = self._state().policies
+        policies.reload()  # the store's latest rules, not this process's last copy
+        row = policies.naming(login)
+        if row is not None:
+            rule = ", ".join((row.ptype, *row.values))
+            if row.values[0] != login:
+                reason = "it is a role name: the user would get the role's rights"
+            else:
+                reason = (
+                    "policy rules already name it: the new user would get grants made before "
+                    "the account existed, or a role's rights; remove them first, or choose "
+                    "another login"
+                )
+            raise LoginUnavailable(login, reason, rule)
+        if login in self._declared_roles():
+            raise LoginUnavailable(login, "routes declare it as a role name")
 
     def set_password(self, login: str, password: str) -> None:
         """Change a password: sessions and tokens issued before stop working."""
@@ -155,13 +222,12 @@ class AccountsAPI:
         return self._state().settings.registration
 
     def _forget(self, login: str) -> None:
-        forget = getattr(self._state().revocations, "forget", None)
-        if forget is not None:
-            forget(login)
+        self._state().revocations.forget(login)
 
     def revoke_user(self, login: str) -> None:
-        """Invalidate every session and token ``login`` holds now (not later ones)."""
-        revoke = getattr(self._state().revocations, "revoke_user", None)
-        if revoke is None:
-            raise GuardError("this revocation store cannot revoke users")
-        revoke(login)
+        """Invalidate every session and token ``login`` holds now (not later ones).
+
+        Works for any login: users of the built-in store, of ``GUARD_GET_USER_PASS`` and of an
+        identity provider alike; the stamp is stored where revocations are (persistent).
+        """
+        self._state().revocations.revoke_user(login)

@@ -5,13 +5,15 @@ Thin layers over the extension: they only turn ``authorize=`` into a guarded vie
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import flask
 from flask.sansio.blueprints import BlueprintSetupState
 
+from .classviews import declared_on, guard_class, view_class
 from .errors import ConfigurationError
 from .extension import EXTENSION_KEY, CasbinGuard
+from .params.annotations import caller_namespace
 from .pipeline import guard_view, recheck_rule, route_of
 from .types import ViewFunc
 
@@ -63,8 +65,27 @@ class Flask(flask.Flask):
                 raise ConfigurationError(f"endpoint {endpoint!r}: authorization declared twice")
             recheck_rule(view, rule)
             return view
+        namespace = caller_namespace()
+        if view_class(view) is not None:
+            guarded = guard_class(
+                view,
+                endpoint,
+                resolver=self.guard,
+                rule=rule,
+                spec=None if authorize is _MISSING else authorize,
+                authn=authn,
+                strict=strict,
+                namespace=namespace,
+                default=self.config.get("GUARD_DEFAULT_AUTHORIZE"),
+                required=True,
+            )
+            return cast(ViewFunc, guarded)  # required=True: never None
+        declared = declared_on(view)  # a function declared in a class body
+        if authorize is _MISSING and declared is not None:
+            authorize, authn, strict = declared.spec, declared.authn, declared.strict
+            namespace = {**namespace, **declared.namespace}
         if authorize is _MISSING:
-            if endpoint == "static" or endpoint.endswith(".static"):
+            if self._registers_static_folder(endpoint, view):
                 return view  # decided per request by GUARD_OPEN_STATIC
             authorize = self.config.get("GUARD_DEFAULT_AUTHORIZE")
             if authorize is None:
@@ -73,7 +94,30 @@ class Flask(flask.Flask):
                     "and GUARD_DEFAULT_AUTHORIZE is not set"
                 )
         return guard_view(
-            view, authorize, endpoint, rule=rule, resolver=self.guard, strict=strict, authn=authn
+            view,
+            authorize,
+            endpoint,
+            rule=rule,
+            resolver=self.guard,
+            strict=strict,
+            authn=authn,
+            namespace=namespace,
+        )
+
+    def _registers_static_folder(self, endpoint: str, view: ViewFunc) -> bool:
+        """Flask registering a static folder's view; any other ``*.static`` needs a declaration.
+
+        The app's own comes from ``flask.Flask.__init__``, before the guard attaches; a
+        blueprint's is its bound ``send_static_file``.
+        """
+        if endpoint == "static":
+            return EXTENSION_KEY not in self.extensions
+        owner = getattr(view, "__self__", None)
+        return (
+            endpoint.endswith(".static")
+            and isinstance(owner, flask.Blueprint)
+            and owner.has_static_folder
+            and view == owner.send_static_file
         )
 
 
@@ -107,6 +151,8 @@ class Blueprint(flask.Blueprint):
         if "." in name:
             raise ValueError("'endpoint' may not contain a dot '.' character.")
         view = view_func
+        # Compiled at registration on an app, far from the factory that defined the view.
+        namespace = caller_namespace()
 
         def register(state: BlueprintSetupState) -> None:
             guard = state.app.extensions.get(EXTENSION_KEY)
@@ -117,15 +163,30 @@ class Blueprint(flask.Blueprint):
                 )
             full_rule = _join(state.url_prefix, rule)
             endpoint_name = f"{state.name_prefix}.{state.name}.{name}".lstrip(".")
-            guarded = guard_view(
-                view,
-                authorize,
-                endpoint_name,
-                rule=full_rule,
-                resolver=guard,
-                strict=strict,
-                authn=authn,
-            )
+            guarded: ViewFunc | None
+            if view_class(view) is not None:
+                guarded = guard_class(
+                    view,
+                    endpoint_name,
+                    resolver=guard,
+                    rule=full_rule,
+                    spec=authorize,
+                    authn=authn,
+                    strict=strict,
+                    namespace=namespace,
+                    required=True,
+                )
+            else:
+                guarded = guard_view(
+                    view,
+                    authorize,
+                    endpoint_name,
+                    rule=full_rule,
+                    resolver=guard,
+                    strict=strict,
+                    authn=authn,
+                    namespace=namespace,
+                )
             if provide_automatic_options is not None:
                 options["provide_automatic_options"] = provide_automatic_options
             state.add_url_rule(rule, name, guarded, **options)

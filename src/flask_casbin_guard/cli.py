@@ -12,8 +12,14 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .errors import GuardError
-from .pipeline import STATE_KEY, route_of
+from .authz.declarations import parse_declaration
+from .authz.statics import is_static_endpoint
+from .classviews import compile_endpoint
+from .config import GuardSettings
+from .errors import ConfigurationError, GuardError, LoginUnavailable
+from .loading import diagnose_policy
+from .pipeline import STATE_KEY, GuardedRoute, route_of
+from .store.csv import format_line, formula_rows
 
 if TYPE_CHECKING:
     from .policies import PolicyManager
@@ -46,29 +52,65 @@ def _state() -> AppState:
 
 @guard_cli.command("routes")
 def routes_command() -> None:
-    """List every rule with its methods, schemes and declaration."""
+    """List every rule with its methods, schemes and declaration.
+
+    Exits with status 1 when an endpoint answers 403 for want of a declaration, or a route's
+    ``authn=`` names a scheme GUARD_AUTH does not enable, so CI can gate on it.
+    """
     state = _state()
     settings = state.settings
-    schemes = ",".join(settings.auth) or "-"
-    uncovered = 0
+    problems = uncovered = 0
     for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule):
         methods = ",".join(sorted(rule.methods or ()))
-        route = route_of(current_app.view_functions.get(rule.endpoint))
+        view = current_app.view_functions.get(rule.endpoint)
+        route = route_of(view) or _declared_later(state, rule.endpoint, rule.rule, view)
         if route is not None:
-            declaration = route.declaration
-            text = declaration.text
-            auth = schemes if declaration.needs_user else "-"
-        elif rule.endpoint == "static" or rule.endpoint.endswith(".static"):
-            text = "OPEN (static)" if settings.open_static else "UNCOVERED: 403 (static closed)"
+            text, auth = route.declaration.text, _schemes(settings.auth, route)
+        elif is_static_endpoint(current_app, rule.endpoint, state.static_view):
+            closed = "CLOSED: answers 403 (GUARD_OPEN_STATIC is false)"
+            text = "OPEN (static)" if settings.open_static else closed
             auth = "-"
-        elif settings.default_authorize is not None:
-            text, auth = f"{settings.default_authorize!r} (GUARD_DEFAULT_AUTHORIZE)", schemes
+        elif settings.default_authorize is not None and view is not None:
+            try:
+                default = parse_declaration(settings.default_authorize, rule.endpoint)
+            except GuardError as error:
+                raise click.ClickException(str(error)) from None
+            text = f"{settings.default_authorize!r} (GUARD_DEFAULT_AUTHORIZE)"
+            auth = (",".join(settings.auth) or "-") if default.needs_user else "-"
         else:
+            # The before_request hook refuses an endpoint without a view whatever the default.
             text, auth = "UNCOVERED: answers 403", "-"
             uncovered += 1
+        problems += auth.startswith("NOT ENABLED")
         click.echo(f"{rule.rule}  [{methods}]  {rule.endpoint}  auth={auth}  authorize={text}")
     if uncovered:
         click.echo(f"{uncovered} endpoint(s) not covered by any declaration", err=True)
+    if problems:
+        click.echo(f"{problems} route(s) name schemes GUARD_AUTH does not enable", err=True)
+    if uncovered or problems:
+        sys.exit(1)
+
+
+def _schemes(enabled: tuple[str, ...], route: GuardedRoute) -> str:
+    """The schemes a route really tries, in GUARD_AUTH's order (its ``authn=`` narrows them)."""
+    if not route.declaration.needs_user:
+        return "-"
+    if route.authn is None:
+        return ",".join(enabled) or "-"
+    missing = sorted(route.authn - set(enabled))
+    if missing:
+        return "NOT ENABLED: " + ",".join(missing)
+    return ",".join(name for name in enabled if name in route.authn)
+
+
+def _declared_later(state: AppState, endpoint: str, rule: str, view: Any) -> GuardedRoute | None:
+    """A class-based view or a method declared in a class body (compiled at the first request)."""
+    if view is None:
+        return None
+    try:
+        return route_of(compile_endpoint(view, endpoint, rule, resolver=state.guard, default=None))
+    except ConfigurationError:
+        return None  # reported by guard.validate() and the first request
 
 
 @guard_cli.command("check")
@@ -101,7 +143,23 @@ def policy_list_command(ptype: str | None) -> None:
 
 @policy_cli.command("validate")
 def policy_validate_command() -> None:
-    """Load the model and policy from their sources and report the first problem."""
+    """Load the model and policy from their sources; name every row that stops it loading."""
+    found: AppState | None = current_app.extensions.get(STATE_KEY)
+    if found is None:
+        raise click.ClickException(f"app {current_app.name!r} has no CasbinGuard")
+    try:
+        settings = GuardSettings.from_mapping(found.config, found.guard.options)
+    except GuardError as error:
+        raise click.ClickException(str(error)) from None
+    functions = found.guard.functions
+    _, problems = diagnose_policy(settings, found.root_path, found.instance_path, functions)
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        raise click.ClickException(
+            f"{len(problems)} problem(s): this policy cannot be loaded (running processes keep "
+            "their last good policy)"
+        )
     state = _state()
     try:
         state.reload_policy()
@@ -152,11 +210,27 @@ def policy_import_command(path: str, replace: bool) -> None:
 
 
 @policy_cli.command("export")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
 def policy_export_command(path: str) -> None:
-    """Write the policy to a CSV file."""
-    count = _change(lambda policies: policies.export_csv(path))
-    click.echo(f"{count} rule(s) written to {path}")
+    """Write the policy to a CSV file (``-``: standard output), values as they are."""
+    rows = _state().holder.engine.rows
+    if path == "-":
+        for row in rows:
+            click.echo(format_line(row))
+        count = len(rows)
+    else:
+        count = _change(lambda policies: policies.export_csv(path))
+    risky = formula_rows(rows)
+    if risky:
+        # Kept as they are: the file must import back as the same rules, and Casbin's format
+        # has no quoting that would neutralise them. Said here, where the file is made.
+        click.echo(
+            f"warning: {len(risky)} rule(s) hold a value starting with =, +, - or @, which a "
+            f"spreadsheet would run as a formula (first: {format_line(risky[0])!r}); open the "
+            "file as text, not in a spreadsheet",
+            err=True,
+        )
+    click.echo(f"{count} rule(s) written to {path}", err=path == "-")
 
 
 @role_cli.command("add")
@@ -305,6 +379,10 @@ def _account(action: Callable[[Any], T]) -> T:
     """Run ``action(guard)``; its errors (bad input included) become a clean CLI error."""
     try:
         return action(_state().guard)
+    except LoginUnavailable as error:
+        # The administrator sees the rule to review; registration answers without it.
+        detail = f"{error} (rule: {error.rule})" if error.rule else str(error)
+        raise click.ClickException(detail) from None
     except (GuardError, ValueError) as error:
         raise click.ClickException(str(error)) from None
 

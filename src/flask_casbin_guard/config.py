@@ -57,6 +57,8 @@ class GuardSettings:
     jwt_leeway: timedelta = timedelta(seconds=10)
     #: verified tokens remembered until they expire (LRU); 0 verifies every request
     jwt_cache_size: int = 4096
+    #: bytes those tokens and their claims may hold, whatever their number
+    jwt_cache_bytes: int = 16 << 20
     #: how other processes learn of policy changes (database stores only; default: polling)
     watcher: str | None = None
     #: seconds between two reads of the store's version (the bound on a lost notification)
@@ -65,8 +67,15 @@ class GuardSettings:
     default_authorize: Any = None
     #: decisions remembered per policy version (LRU); 0 turns the cache off
     decision_cache_size: int = 16384
+    #: bytes those decisions may hold (their request values), whatever their number
+    decision_cache_bytes: int = 16 << 20
+    #: longest object value (characters) of an object permission; longer ones are a 400
+    max_object_length: int = 1024
     #: roles given to users created through the user store
     default_roles: tuple[str, ...] = ()
+    #: put before every login to make its Casbin subject (``"user:"``), keeping users and
+    #: roles apart when identities come from elsewhere; ``""`` uses the login itself
+    user_prefix: str = ""
     #: ``"prod"`` or ``"dev"``
     mode: str = "prod"
     #: whether Flask's ``static`` endpoints are open to everyone
@@ -92,16 +101,31 @@ class GuardSettings:
     trusted_proxies: tuple[str, ...] = ()
     #: header a trusted proxy sets to the authenticated login
     remote_user_header: str = "X-Remote-User"
-    #: failed authentications allowed per login ("" for no limit)
+    #: failed authentications allowed per login from one client ("" for no limit)
     auth_rate_limit: str = "10 per minute; 100 per hour"
-    #: failed authentications allowed per client address ("" for no limit)
+    #: failed authentications allowed per client: IPv4 address, IPv6 /64 ("" for no limit)
     auth_ip_rate_limit: str = "60 per minute; 600 per hour"
+    #: failures of one login from all clients past which it is slowed ("" for no ceiling)
+    auth_login_ceiling: str = "100 per hour"
+    #: failures allowed per login from one client once the login is past its ceiling
+    auth_slow_rate_limit: str = "1 per minute"
+    #: ``POST /auth/register`` requests allowed per client, whatever their outcome
+    registration_rate_limit: str = "10 per hour"
     #: where failure counts live: ``memory://`` (per process) or ``redis://host:port/db``
     rate_limit_storage: str = "memory://"
     #: shortest password :meth:`CasbinGuard.hash_password` accepts
     password_min_length: int = 12
+    #: longest password accepted, new or checked (ASVS 4.0.3 2.1.2); longer ones are wrong
+    #: passwords, refused before any hashing (a legacy hash costs ~20x more for 4 KB)
+    password_max_length: int = 128
+    #: ``login -> the form its failed logins are counted under`` (``None``: NFKC + casefold),
+    #: so case variants of a login share its limits; the lookup still gets the login as typed
+    normalize_login: Callable[[str], str] | None = None
     #: ``password -> error message or None``, e.g. a breached-password check
     password_check: Callable[[str], str | None] | None = None
+    #: where revocations live without a policy database: a SQLAlchemy URL, or a file path
+    #: relative to the instance folder (``None``: ``guard-revocations.db`` there)
+    revocation_store: str | None = None
 
     @classmethod
     def from_mapping(
@@ -126,7 +150,13 @@ class GuardSettings:
             if name not in names:
                 raise ConfigurationError(f"unknown guard option {name!r}")
             raw[name] = value
-        return cls(**{name: _CHECKS[name](name, value) for name, value in raw.items()})
+        settings = cls(**{name: _CHECKS[name](name, value) for name, value in raw.items()})
+        if settings.password_min_length > settings.password_max_length:
+            raise ConfigurationError(
+                f"{_key('password_min_length')} must not be greater than "
+                f"{_key('password_max_length')}"
+            )
+        return settings
 
 
 def _key(name: str) -> str:
@@ -230,15 +260,48 @@ def _cache_size(name: str, value: Any) -> int:
     return value
 
 
+def _bytes(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1 << 40:
+        raise ConfigurationError(f"{_key(name)} must be a number of bytes from 0 to 2**40")
+    return value
+
+
+def _object_length(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= 1 << 20:
+        raise ConfigurationError(f"{_key(name)} must be an integer from 16 to 1048576")
+    return value
+
+
 def _str(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigurationError(f"{_key(name)} must be a string")
     return value
 
 
+def _prefix(name: str, value: Any) -> str:
+    # Empty is the default; otherwise the rules of a login, so a subject stays one CSV field.
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{_key(name)} must be a string such as 'user:'")
+    if value and (
+        len(value) > 64 or not value.isprintable() or "," in value or value != value.strip()
+    ):
+        raise ConfigurationError(
+            f"{_key(name)} must be printable text without commas or surrounding spaces, "
+            f"such as 'user:', not {value!r}"
+        )
+    return value
+
+
 def _length(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 128:
         raise ConfigurationError(f"{_key(name)} must be an integer from 8 to 128")
+    return value
+
+
+def _max_length(name: str, value: Any) -> int:
+    # ASVS 2.1.2: passphrases of 64 characters at least must fit.
+    if isinstance(value, bool) or not isinstance(value, int) or not 64 <= value <= 4096:
+        raise ConfigurationError(f"{_key(name)} must be an integer from 64 to 4096")
     return value
 
 
@@ -256,11 +319,15 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "jwt_expires": _expires,
     "jwt_leeway": _leeway,
     "jwt_cache_size": _cache_size,
+    "jwt_cache_bytes": _bytes,
     "watcher": _opt_str,
     "watcher_interval": _interval,
     "default_authorize": _any,
     "default_roles": _names,
+    "user_prefix": _prefix,
     "decision_cache_size": _cache_size,
+    "decision_cache_bytes": _bytes,
+    "max_object_length": _object_length,
     "mode": _mode,
     "open_static": _bool,
     "realm": _opt_str,
@@ -276,7 +343,13 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "remote_user_header": _opt_str,
     "auth_rate_limit": _str,
     "auth_ip_rate_limit": _str,
+    "auth_login_ceiling": _str,
+    "auth_slow_rate_limit": _str,
+    "registration_rate_limit": _str,
     "rate_limit_storage": _opt_str,
     "password_min_length": _length,
+    "password_max_length": _max_length,
     "password_check": _callable,
+    "normalize_login": _callable,
+    "revocation_store": _opt_str,
 }

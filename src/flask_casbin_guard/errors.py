@@ -29,6 +29,21 @@ class PasswordPolicyError(GuardError, ValueError):
     """A new password does not meet the password policy (too short, refused by the app check)."""
 
 
+class LoginUnavailable(GuardError, ValueError):
+    """A new account's login is one Casbin could take for something else than a new user: a
+    role, or a subject that rules written before the account already name."""
+
+    def __init__(self, login: str, reason: str, rule: str | None = None) -> None:
+        # The message leaves the rule out: registration shows it to anonymous clients.
+        super().__init__(f"login {login[:40]!r} is not available: {reason}")
+        #: the login refused
+        self.login = login
+        #: why, in words
+        self.reason = reason
+        #: the policy rule that names the login (for administrators: CLI, logs), if one does
+        self.rule = rule
+
+
 class PolicyError(GuardError):
     """A Casbin model or policy could not be loaded, or a policy row is invalid."""
 
@@ -36,6 +51,16 @@ class PolicyError(GuardError):
         super().__init__(message)
         #: the foreign exception this error wraps, if any
         self.original_error = original_error
+
+
+class PolicyRejected(PolicyError):
+    """A policy change refused for what it asks: an invalid rule, or a policy that would not
+    load (a role cycle, a chain too deep). Its message names rules, never a file or database."""
+
+    def __init__(self, message: str, *, version: int | None = None) -> None:
+        super().__init__(message)
+        #: the store version the change was decided against (``None``: refused before that)
+        self.version = version
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +186,19 @@ class ObjectNotFound(GuardHTTPError):
     code = 404
     error_code = "not_found"
     public_message = "object not found"
+
+
+class ObjectAccessDenied(AccessDenied):
+    """Denied on an object its loader found: answered as :class:`ObjectNotFound` (404).
+
+    Status, body and headers are those of a missing object, so a caller who may not act on an
+    object learns nothing about whether it exists (OWASP API1); logs and the ``access_denied``
+    signal still record a denial.
+    """
+
+    code = 404
+    error_code = ObjectNotFound.error_code
+    public_message = ObjectNotFound.public_message
 
 
 class PolicyUnavailable(GuardHTTPError):

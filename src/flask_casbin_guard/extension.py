@@ -2,39 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import inspect
 import logging
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, has_app_context, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.local import LocalProxy
 
 from . import signals
 from .accounts import AccountsAPI
 from .authn.base import Scheme
 from .authn.passwords import PasswordHasher
+from .authn.session import RequestSchemeSessionInterface
+from .authz.statics import is_static_endpoint
+from .classviews import authorized, compile_endpoint
 from .errors import (
     AccessDenied,
     AuthenticationFailed,
     ConfigurationError,
     GuardError,
     GuardHTTPError,
+    PolicyError,
     TooManyAttempts,
 )
+from .params.annotations import caller_namespace
 from .params.converters import Converter, text_converter
 from .params.plan import Provider
 from .pipeline import (
     STATE_KEY,
+    admit,
     builtin_providers,
-    compile_route,
     current_identity,
     current_sender,
     explain_header,
-    guard_view,
+    explain_refusal,
     known_login,
+    method_route,
     route_of,
-    run,
 )
 from .policies import PolicyManager
 from .render import Renderer, render_html, render_json
@@ -89,6 +98,10 @@ class CasbinGuard(AccountsAPI):
         app.before_request_funcs.setdefault(None, []).insert(0, _refuse_uncovered)
         app.register_error_handler(GuardHTTPError, self._render_error)
         app.after_request(explain_header)
+        if type(app.session_interface) is SecureCookieSessionInterface:
+            # Only Flask's own interface is replaced: a custom one (Flask-Session...) keeps
+            # its flags, and SESSION_COOKIE_SECURE as the guard sets it (docs/authentication.md).
+            app.session_interface = RequestSchemeSessionInterface(_request_is_secure, _auto_secure)
         from .cli import guard_cli  # the CLI sits above the extension in the layers
 
         app.cli.add_command(guard_cli)
@@ -98,13 +111,16 @@ class CasbinGuard(AccountsAPI):
     def authorize(self, spec: Any, *, authn: Any = None, strict: bool = False) -> Callable[[F], F]:
         """Decorator declaring what a view requires (place it below ``@app.route``).
 
+        Also on the methods of a class-based view (each method its own declaration), in its
+        ``decorators`` list or around ``as_view(...)`` (the whole class).
+
         :param authn: the only schemes this route accepts (a name or a list of names).
         :param strict: answer 400 for query, form or JSON keys the view does not take.
         """
 
         def decorator(view: F) -> F:
-            wrapped = guard_view(
-                view, spec, view.__name__, resolver=self, strict=strict, authn=authn
+            wrapped = authorized(
+                view, spec, resolver=self, authn=authn, strict=strict, namespace=caller_namespace()
             )
             return cast(F, wrapped)
 
@@ -160,10 +176,14 @@ class CasbinGuard(AccountsAPI):
         return func
 
     def object_loader(self, kind: str) -> Callable[[ObjectLoader], ObjectLoader]:
-        """Decorator registering the loader of objects of type ``kind`` (``None`` gives 404)."""
+        """Decorator registering the loader of objects of type ``kind`` (``None`` gives 404).
+
+        An ``async def`` loader is awaited as Flask awaits async views (``app.ensure_sync``;
+        install the ``async`` extra).
+        """
 
         def decorator(func: ObjectLoader) -> ObjectLoader:
-            self.object_loaders[kind] = func
+            self.object_loaders[kind] = _awaited(func, kind)
             return func
 
         return decorator
@@ -207,6 +227,14 @@ class CasbinGuard(AccountsAPI):
         """The decision and the policy rule that decided it."""
         return self._state().holder.engine.explain(sub, *args)
 
+    def subject(self, login: str) -> str:
+        """The Casbin subject the guard decides for ``login``: ``GUARD_USER_PREFIX + login``.
+
+        Pass it to :meth:`enforce` and :meth:`has_role` to get the decision a request of
+        ``login`` gets.
+        """
+        return self._state().settings.user_prefix + login
+
     def has_role(self, user: str, role: str, domain: str | None = None) -> bool:
         """Whether ``user`` holds ``role`` (in ``domain``, for models with domains)."""
         return self._state().holder.engine.has_role(user, role, domain)
@@ -223,6 +251,21 @@ class CasbinGuard(AccountsAPI):
         for state in list(self._states.values()):
             state.functions_changed()
 
+    def validate(self, app: Flask | None = None) -> None:
+        """Check the configuration, model, policy and every route's declaration now.
+
+        The first request checks the same and, until that passes, every request fails: app
+        factories and deploy scripts call this once their routes are registered, to fail first.
+
+        :param app: the app to check (default: the current app, or this guard's only app).
+        :raises ConfigurationError: listing every problem.
+        """
+        state = cast(AppState, app.extensions[STATE_KEY]) if app is not None else self._state()
+        try:
+            state.check()
+        except PolicyError as error:  # a model or policy that cannot be loaded
+            raise ConfigurationError(f"app {state.app_name!r} cannot serve: {error}") from error
+
     def reload_policy(self) -> None:
         """Re-read the policy store and swap atomically (old kept on error).
 
@@ -231,6 +274,25 @@ class CasbinGuard(AccountsAPI):
         self._state().reload_policy()
 
     # -- internals ------------------------------------------------------------------------
+    def _declared_roles(self) -> frozenset[str]:
+        if not has_app_context():
+            return frozenset()
+        state: AppState | None = current_app.extensions.get(STATE_KEY)
+        routes = [route_of(view) for view in current_app.view_functions.values()]
+        if state is not None:  # views compiled by the guard's hook: class-based, default-declared
+            routes += [route_of(view) for view in state.late_routes.values()]
+        for endpoint, view in current_app.view_functions.items():
+            if route_of(view) is None:  # a class-based view the hook has not compiled yet
+                with contextlib.suppress(GuardError):
+                    routes.append(
+                        route_of(
+                            compile_endpoint(view, endpoint, None, resolver=self, default=None)
+                        )
+                    )
+        # A class-based view's roles are on its methods' routes.
+        routes += [m for route in routes if route and route.methods for m in route.methods.values()]
+        return frozenset(role for route in routes if route for role in route.declaration.roles)
+
     def _state(self) -> AppState:
         if has_app_context():
             state = current_app.extensions.get(STATE_KEY)
@@ -248,6 +310,8 @@ class CasbinGuard(AccountsAPI):
             request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
         )
         response = self.renderers["html" if wants_html else "json"](error)
+        if state is not None and state.explain:
+            explain_refusal(error)  # the after_request hook turns it into the header
         if error.status == 401 and state is not None:
             for challenge in state.challenges:
                 response.headers.add("WWW-Authenticate", challenge)
@@ -256,6 +320,21 @@ class CasbinGuard(AccountsAPI):
         response.headers["Cache-Control"] = "no-store"
         _audit(error)
         return response
+
+
+def _awaited(loader: ObjectLoader, kind: str) -> ObjectLoader:
+    """A loader the pipeline can call: else an async one's coroutine would pass for the object."""
+    if not inspect.iscoroutinefunction(loader):
+        return loader
+    if importlib.util.find_spec("asgiref") is None:
+        raise ConfigurationError(
+            f"object loader {kind!r} is async: install flask-casbin-guard[async]"
+        )
+
+    def load(value: Any) -> Any:
+        return current_app.ensure_sync(loader)(value)
+
+    return load
 
 
 def _clip(value: str | None, limit: int = 256) -> str | None:
@@ -308,40 +387,48 @@ def _audit(error: GuardHTTPError) -> None:
         )
 
 
+def _request_is_secure() -> bool:
+    return has_request_context() and request.is_secure
+
+
+def _auto_secure(app: Flask) -> bool:
+    state: AppState | None = app.extensions.get(STATE_KEY)
+    return state is not None and state.secure_from_request
+
+
 def _refuse_uncovered() -> Any:
-    """Deny endpoints no declaration covers (apart from ``static`` when it is open)."""
+    """Deny endpoints no declaration covers (apart from real static endpoints when open).
+
+    Views registered without the guard's wrapper (class-based views, ``GUARD_DEFAULT_AUTHORIZE``)
+    are compiled once and checked here; Flask then calls them with the bound values."""
     endpoint = request.endpoint
     if endpoint is None:
         return None  # routing failed: Flask answers 404/405 itself
+    state: AppState = current_app.extensions[STATE_KEY]
+    # Every request, guarded or not: a misconfigured app refuses as a whole, health check too.
+    state.ensure_ready()
     view = current_app.view_functions.get(endpoint)
     if route_of(view) is not None:
         return None
-    state: AppState = current_app.extensions[STATE_KEY]
-    state.ensure_ready()
     settings = state.settings
-    if _is_static(endpoint) and settings.open_static:
+    if settings.open_static and is_static_endpoint(current_app, endpoint, state.static_view):
         return None
-    if settings.default_authorize is None or view is None:
+    if view is None:
+        raise AccessDenied(f"endpoint {endpoint!r} has no view function")
+    if endpoint not in state.late_routes:
+        rule = request.url_rule.rule if request.url_rule else None
+        state.late_routes[endpoint] = compile_endpoint(
+            view, endpoint, rule, resolver=state.guard, default=settings.default_authorize
+        )
+    route = route_of(state.late_routes[endpoint])
+    if route is None:
         raise AccessDenied(f"endpoint {endpoint!r} is not covered by any declaration")
     automatic_options = getattr(request.url_rule, "provide_automatic_options", False)
     if request.method == "OPTIONS" and automatic_options:
         return None  # Flask answers with the Allow header alone; the view never runs
-    route = state.defaults.get(endpoint)
-    if route is None:
-        rule = request.url_rule.rule if request.url_rule else None
-        route = compile_route(
-            view, settings.default_authorize, endpoint, rule=rule, resolver=state.guard
-        )
-        state.defaults[endpoint] = route
-    result = run(route, dict(request.view_args or {}))
-    if result is None:
-        # Returning None from a before_request hook would make Flask call the view again.
-        raise TypeError(f"the view of endpoint {endpoint!r} returned None")
-    return result
-
-
-def _is_static(endpoint: str) -> bool:
-    return endpoint == "static" or endpoint.endswith(".static")
+    # Flask calls the view with these after the app's other before_request functions.
+    request.view_args = admit(method_route(route, request.method), request.view_args or {})
+    return None
 
 
 def _current_login() -> str | None:

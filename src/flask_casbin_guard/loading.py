@@ -11,7 +11,7 @@ from typing import Any
 
 from .authz.engine import PolicyEngine, check_model, model_arities, parse_model
 from .config import GuardSettings
-from .errors import ConfigurationError
+from .errors import ConfigurationError, GuardError
 from .store.base import PolicyStore
 from .store.csv import PolicyRow, read_policy_file
 from .store.csvstore import CsvStore
@@ -133,3 +133,36 @@ def load_engine(
     if loaded.store is not None:
         loaded.store.close()
     return PolicyEngine(loaded.text, loaded.rows, source=loaded.source, functions=functions)
+
+
+def diagnose_policy(
+    settings: GuardSettings,
+    root_path: str,
+    instance_path: str,
+    functions: Mapping[str, Callable[..., Any]] | None = None,
+) -> tuple[int, list[str]]:
+    """How many rows the configured policy holds, and every problem that stops it loading.
+
+    Loading stops at the first bad row; this names each one (file and line, or table and id),
+    then checks the whole of the valid rows (a role cycle names its rows).
+    """
+    try:
+        text, source = read_model(settings.model, root_path)
+        model = parse_model(text, source)
+        check_model(model, source)
+        store = open_store(settings, model_arities(model), root_path, instance_path)
+    except GuardError as error:
+        return 0, [str(error)]
+    if store is None:
+        return 0, []
+    try:
+        rows, problems = store.diagnose(model_arities(model))
+    except GuardError as error:
+        return 0, [str(error)]
+    finally:
+        store.close()
+    try:
+        PolicyEngine(text, rows, source=source, functions=functions)
+    except GuardError as error:
+        problems.append(str(error))
+    return len(rows) + len(problems), problems

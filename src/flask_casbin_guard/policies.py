@@ -1,27 +1,48 @@
 """``guard.policies``: read and change the policy of one app.
 
-A change is checked by building the engine it leads to (arity, separators, role cycles and
-depth) before anything is written; then it is written to the store in one transaction; then the
-new engine is swapped in; then other processes are told. A failure at any step leaves both the
-store and this process on the previous policy.
+A change is decided inside the store's write transaction, with every other writer (thread or
+process) locked out: against the stored rows as they are then, not against this process's copy,
+which may lag other processes by a watcher interval. The whole policy the change leads to is
+built and checked (arity, separators, role cycles and depth) before the transaction commits, so
+two changes each valid alone can never commit a policy nobody can load. Then the new engine is
+swapped in and other processes are told. A failure at any step leaves the store and this process
+on the previous policy.
 """
 
 from __future__ import annotations
 
 import builtins
+import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .authz.engine import DECISION_CACHE_SIZE, EngineHolder, PolicyEngine
-from .errors import PolicyError
-from .store.base import PolicyStore
+from .authz.engine import DECISION_CACHE_BYTES, DECISION_CACHE_SIZE, EngineHolder, PolicyEngine
+from .errors import GuardError, PolicyError, PolicyRejected
+from .store.base import Change, PolicyStore
 from .store.csv import PolicyRow, check_row, read_policy_file
-from .store.csvstore import CsvStore
+from .store.csvstore import write_policy_file
+
+log = logging.getLogger("flask_casbin_guard")
 
 #: ``version -> None``: announces a committed change to other processes
 Notifier = Callable[[int], None]
+#: ``current rows -> (change, the rows after it)``: one write, decided from the current rows
+Decision = Callable[[Sequence[PolicyRow]], tuple[Change, list[PolicyRow]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one write did: how many rules it changed, and at which store versions."""
+
+    #: rules added plus rules removed
+    count: int
+    #: the store version the write was decided against (``None`` without a store)
+    seen: int | None
+    #: the version it committed; equal to ``seen`` when it changed nothing
+    version: int | None
 
 
 class PolicyManager:
@@ -35,9 +56,10 @@ class PolicyManager:
         holder: EngineHolder,
         functions: Mapping[str, Callable[..., Any]] | None = None,
         cache_size: int = DECISION_CACHE_SIZE,
+        cache_bytes: int = DECISION_CACHE_BYTES,
     ) -> None:
         self.model_text, self.source, self.store = model_text, source, store
-        self.cache_size = cache_size
+        self.cache_size, self.cache_bytes = cache_size, cache_bytes
         self.holder = holder
         self.functions = dict(functions or {})
         self.arities = holder.engine.arities
@@ -68,6 +90,15 @@ class PolicyManager:
                 frontier.extend(links.get(role, ()))
         return found
 
+    def naming(self, name: str) -> PolicyRow | None:
+        """The first rule that gives ``name`` a meaning for Casbin as a subject: any value of a
+        role row (``g``, ``g2``…: member, role, domain), or the subject (first value) of a
+        permission row. ``None`` when no rule names it."""
+        for row in self.holder.engine.rows:
+            if name in row.values if row.ptype.startswith("g") else row.values[0] == name:
+                return row
+        return None
+
     # -- changing -----------------------------------------------------------------------------
     def add(self, ptype: str, *values: str) -> bool:
         """Add one rule; ``False`` when it was already there."""
@@ -85,24 +116,26 @@ class PolicyManager:
 
     def change(self, added: Iterable[PolicyRow] = (), removed: Iterable[PolicyRow] = ()) -> int:
         """Apply rows to add and rows to remove together; return how many rules changed."""
-        plus = [self._check(row) for row in added]
-        minus = {self._check(row) for row in removed}
-        with self._lock:
-            rows = self.holder.engine.rows
+        return self.write(added, removed).count
+
+    def write(self, added: Iterable[PolicyRow] = (), removed: Iterable[PolicyRow] = ()) -> Written:
+        """:meth:`change`, saying also which store versions the write saw and committed.
+
+        :raises PolicyRejected: an invalid rule, or a policy the change would make unloadable
+            (its ``version`` says against which stored policy).
+        :raises PolicyError: the store failed or holds an invalid policy.
+        """
+        plus = list(dict.fromkeys(self._check(row) for row in added))
+        minus = frozenset(self._check(row) for row in removed)
+
+        def decide(rows: Sequence[PolicyRow]) -> tuple[Change, list[PolicyRow]]:
             present = set(rows)
-            new = [row for row in dict.fromkeys(plus) if row not in present]
+            new = tuple(row for row in plus if row not in present)
             gone = minus & present
-            if not new and not gone:
-                return 0
-            candidate = [row for row in rows if row not in gone] + new
-            engine = self._engine(candidate)  # validates before anything is written
-            if self.store is not None:
-                if gone:
-                    self.store.remove(gone)
-                if new:
-                    self.store.add(new)
-            self._commit(engine)
-            return len(new) + len(gone)
+            candidate = [row for row in rows if row not in gone] if gone else list(rows)
+            return Change(added=new, removed=gone), candidate + list(new)
+
+        return self._write(decide)
 
     def import_csv(
         self,
@@ -111,27 +144,24 @@ class PolicyManager:
         progress: Callable[[int], object] | None = None,
     ) -> int:
         """Load a policy CSV (all or nothing); return how many rules were added."""
-        incoming = read_policy_file(path, self.arities)
-        with self._lock:
-            rows = self.holder.engine.rows
-            present = set() if replace else set(rows)
-            new = [row for row in dict.fromkeys(incoming) if row not in present]
-            candidate = list(dict.fromkeys(incoming)) if replace else [*rows, *new]
-            engine = self._engine(candidate)
-            if self.store is not None:
-                self.store.import_rows(
-                    candidate if replace else new, replace=replace, progress=progress
-                )
-            self._commit(engine)
-        return len(new)
+        incoming = list(dict.fromkeys(read_policy_file(path, self.arities)))
+
+        def decide(rows: Sequence[PolicyRow]) -> tuple[Change, list[PolicyRow]]:
+            if replace:
+                return Change(added=tuple(incoming), replace=True), incoming
+            present = set(rows)
+            new = tuple(row for row in incoming if row not in present)
+            return Change(added=new), [*rows, *new]
+
+        return self._write(decide, progress).count
 
     def export_csv(self, path: str | Path) -> int:
-        """Write the policy to a CSV file (atomically); return the number of rules."""
-        rows = self.holder.engine.rows
-        target = Path(path)
-        target.write_text("")  # CsvStore rewrites it atomically below
-        CsvStore(target, self.arities).replace_all(rows)
-        return len(rows)
+        """Write the policy to a CSV file (atomically); return the number of rules.
+
+        Values are written as they are, so the file imports back as the same rules, even those
+        a spreadsheet would run as formulas (see :func:`~.store.csv.formula_rows`).
+        """
+        return write_policy_file(path, self.holder.engine.rows, self.arities)
 
     def reload(self, force: bool = False) -> bool:
         """Rebuild from the store when its version changed (or ``force``); ``True`` if swapped."""
@@ -146,6 +176,12 @@ class PolicyManager:
             self.version = version
             return True
 
+    def store_changed(self) -> None:
+        """The store was written past this manager (an account deleted with its rules, in
+        one transaction with the user): load it here and announce it to other processes."""
+        if self.reload(force=True) and self.notify is not None and self.version is not None:
+            self.notify(self.version)
+
     # -- internals ----------------------------------------------------------------------------
     def _engine(self, rows: builtins.list[PolicyRow]) -> PolicyEngine:
         # The current engine hands over what a change leaves as it was (see PolicyEngine).
@@ -155,6 +191,7 @@ class PolicyManager:
             source=self.source,
             functions=self.functions,
             cache_size=self.cache_size,
+            cache_bytes=self.cache_bytes,
             previous=self.holder.engine,
         )
 
@@ -163,16 +200,62 @@ class PolicyManager:
         with self._lock:
             self.holder.swap(self._engine(list(self.holder.engine.rows)))
 
-    def _commit(self, engine: PolicyEngine) -> None:
-        """Swap in ``engine`` — or the store's rows if another process wrote meanwhile."""
-        if self.store is None:
-            self.holder.swap(engine)
-            return
-        version, rows = self.store.load_versioned(self.arities)
-        self.holder.swap(engine if rows == list(engine.rows) else self._engine(rows))
-        self.version = version
-        if self.notify is not None:
-            self.notify(version)
+    def _write(self, decide: Decision, progress: Callable[[int], object] | None = None) -> Written:
+        """Decide with the store's writers locked out, check the whole result, then commit."""
+        with self._lock:
+            if self.store is None:
+                change, candidate = decide(self.holder.engine.rows)
+                if change:
+                    self.holder.swap(self._checked_engine(candidate, None, None))
+                return Written(_count(change), None, None)
+            outcome: list[tuple[Change, PolicyEngine | None]] = []
+
+            def plan(version: int, load: Callable[[], list[PolicyRow]]) -> Change:
+                # This process's rows are the stored ones only if nothing was written since
+                # they were read: every write moves the version (writers bypassing the guard
+                # must bump it too, or no process would ever see their rows).
+                known = version == self.version
+                rows = self.holder.engine.rows if known else load()
+                change, candidate = decide(rows)
+                stored = None if known else rows
+                engine = self._checked_engine(candidate, version, stored) if change else None
+                outcome.append((change, engine))
+                return change
+
+            seen, version = self.store.write(plan, progress)
+            change, engine = outcome[-1]
+            if engine is not None:
+                self.holder.swap(engine)
+                self.version = version
+                if self.notify is not None:
+                    self.notify(version)
+            elif seen != self.version:
+                self._catch_up()
+            return Written(_count(change), seen, version)
+
+    def _checked_engine(
+        self,
+        rows: builtins.list[PolicyRow],
+        version: int | None,
+        stored: Sequence[PolicyRow] | None,
+    ) -> PolicyEngine:
+        """The engine of ``rows``; refused as the change's fault unless ``stored`` (the rows
+        read from the store, when they are not this process's own) fails by itself."""
+        try:
+            return self._engine(rows)
+        except PolicyError as error:
+            if stored is not None and _fails(lambda: self._engine(list(stored))):
+                # Written by something that bypassed these checks: not the caller's fault.
+                raise PolicyError(f"the stored policy cannot be loaded: {error}") from None
+            raise PolicyRejected(f"the policy would not load: {error}", version=version) from None
+
+    def _catch_up(self) -> None:
+        # A write that changed nothing found this process behind the store: take the store's
+        # policy now rather than at the watcher's next round.
+        try:
+            self.reload()
+        except GuardError as error:
+            log.warning("policy reload after a write failed, keeping the current one: %s", error)
 
     def _check(self, row: PolicyRow) -> PolicyRow:
         try:
@@ -180,13 +263,25 @@ class PolicyManager:
         except ValueError as error:
             # repr, cut short: the values may hold newlines or megabytes (they are the problem).
             shown = ", ".join(repr(value)[:60] for value in (row.ptype, *row.values))
-            raise PolicyError(f"invalid rule {shown}: {error}") from None
+            raise PolicyRejected(f"invalid rule {shown}: {error}") from None
 
     def _link(self, user: str, role: str, domain: str | None) -> tuple[str, ...]:
         arity = self.arities.get("g")
         if arity is None:
-            raise PolicyError("the Casbin model has no role definition 'g'")
+            raise PolicyRejected("the Casbin model has no role definition 'g'")
         if (domain is None) != (arity == 2):
             needed = "a domain" if arity == 3 else "no domain"
-            raise PolicyError(f"this model's roles take {needed}")
+            raise PolicyRejected(f"this model's roles take {needed}")
         return (user, role) if domain is None else (user, role, domain)
+
+
+def _count(change: Change) -> int:
+    return len(change.added) + len(change.removed)
+
+
+def _fails(build: Callable[[], object]) -> bool:
+    try:
+        build()
+    except PolicyError:
+        return True
+    return False

@@ -16,8 +16,10 @@ from werkzeug.wrappers import Request
 from .authn.bearer import BearerScheme
 from .authn.chain import AuthChain
 from .authn.credentials import PasswordChecker
+from .authn.ratelimit import FailureLimiter
 from .authn.registry import PASSWORD_SCHEMES, build_schemes, make_limiter
 from .authn.revocation import (
+    REVOCATION_TTL,
     MemoryRevocations,
     Revocations,
     StoreRevocations,
@@ -25,16 +27,19 @@ from .authn.revocation import (
 )
 from .authz.engine import EngineHolder, PolicyEngine
 from .authz.tenants import TenantResolver
+from .classviews import compile_endpoint
 from .config import GuardSettings
 from .errors import ConfigurationError, GuardError, PolicyError
 from .identity import Identity
 from .loading import check_unsupported, load_policy
-from .pipeline import GuardedRoute, current_session
+from .pipeline import GuardedRoute, current_session, route_of
 from .policies import PolicyManager
 from .store.database import DatabaseStore
+from .store.revoked import open_local
 from .store.users import UserStore
 from .sync.base import Watcher, make_watcher
-from .types import PasswordGetter
+from .types import PasswordGetter, ViewFunc
+from .validation import route_problems
 
 if TYPE_CHECKING:
     from .extension import CasbinGuard
@@ -48,9 +53,14 @@ class AppState:
     def __init__(self, guard: CasbinGuard, app: Flask) -> None:
         self.guard = guard
         self.config = app.config
+        # Shared, not copied: routes registered later are seen when the routes are checked.
+        self.url_map = app.url_map
+        self.view_functions = app.view_functions
         self.root_path = app.root_path
         self.instance_path = app.instance_path
         self.app_name = app.name
+        #: the view Flask registered for the app's static folder, if any (authz/statics.py)
+        self.static_view = app.view_functions.get("static") if app.has_static_folder else None
         self._settings: GuardSettings | None = None
         self._holder: EngineHolder | None = None
         self._policies: PolicyManager | None = None
@@ -59,6 +69,8 @@ class AppState:
         #: revoked sessions and tokens, per-user stamps, disabled accounts
         self.revocations: Revocations = MemoryRevocations()
         self.password_checker: PasswordChecker | None = None
+        #: failed-login and registration counts (``GUARD_AUTH_*_RATE_LIMIT``...)
+        self.limiter: FailureLimiter | None = None
         #: dev mode: responses carry the deciding rules (``X-Guard-Explain``)
         self.explain = False
         #: the built-in user store (database policy stores only)
@@ -72,8 +84,10 @@ class AppState:
         self._bearer: BearerScheme | None = None
         self._ready = False
         self._lock = threading.RLock()
-        #: compiled default declarations of endpoints registered without one
-        self.defaults: dict[str, GuardedRoute] = {}
+        #: guarded forms of views registered without the guard's wrapper (``None``: uncovered)
+        self.late_routes: dict[str, ViewFunc | None] = {}
+        #: guard sessions with GUARD_SESSION_SECURE unset: ``Secure`` follows each request's scheme
+        self.secure_from_request = False
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -96,6 +110,7 @@ class AppState:
                 source=loaded.source,
                 functions=self.guard.functions,
                 cache_size=settings.decision_cache_size,
+                cache_bytes=settings.decision_cache_bytes,
             )
             holder = EngineHolder(engine)
             policies = PolicyManager(
@@ -105,14 +120,16 @@ class AppState:
                 holder,
                 self.guard.functions,
                 settings.decision_cache_size,
+                settings.decision_cache_bytes,
             )
             policies.version = loaded.version
             watcher, users, revocations = None, None, self.revocations
             if isinstance(store, DatabaseStore):
                 # The built-in user store lives in the policy database: users, API keys,
                 # revocations are then shared by every process.
-                users = UserStore(store.engine)
-                revocations = StoreRevocations(users)
+                users = UserStore(store.engine, policy=store)
+                revocations = StoreRevocations(users, _revocation_ttl(settings))
+                users.on_delete.append(_weak_listener(self))
                 # Without GUARD_WATCHER a database store is still polled: processes sharing it
                 # would otherwise never see each other's changes.
                 spec = settings.watcher or "poll"
@@ -127,6 +144,12 @@ class AppState:
             bearer = None
             if "bearer" in settings.auth or settings.jwt_secret or settings.jwt_public_key:
                 bearer = BearerScheme(settings, realm)
+            if users is None and (bearer is not None or "session" in settings.auth):
+                # Logouts, used refresh tokens and revoked users must survive a restart: kept
+                # in memory they would come back to life with the next deploy.
+                local = open_local(settings.revocation_store, self.instance_path)
+                weakref.finalize(self, local.close)
+                revocations = StoreRevocations(local, _revocation_ttl(settings))
             limiter = make_limiter(settings)
             if "session" in settings.auth:
                 self._configure_session(settings)
@@ -147,8 +170,13 @@ class AppState:
             self.users, self.revocations = users, revocations
             #: the checks of every password login (rate limit, dummy hash, rehash)
             self.password_checker = PasswordChecker(
-                self._get_user_pass, self.guard.hasher, limiter, self._store_rehash
+                self._get_user_pass,
+                self.guard.hasher,
+                limiter,
+                self._store_rehash,
+                settings.password_max_length,
             )
+            self.limiter = limiter
             self.explain = settings.mode == "dev"
             self._chain = AuthChain(schemes)
             self._bearer, self._holder, self._policies = bearer, holder, policies
@@ -170,6 +198,17 @@ class AppState:
         if self._ready:
             return
         with self._lock:
+            self.check()
+            self._ready = True
+
+    def check(self) -> None:
+        """:meth:`prepare`, then check every route's declaration against the configuration.
+
+        Until this passes, every request fails (500): a misconfigured app refuses as a whole.
+
+        :raises ConfigurationError: listing every problem found.
+        """
+        with self._lock:
             self.prepare()
             needs_getter = PASSWORD_SCHEMES.intersection(self.settings.auth) - {"apikey"}
             if needs_getter and self.password_getter is None:
@@ -177,7 +216,48 @@ class AppState:
                     f"GUARD_AUTH enables {sorted(needs_getter)} but no password getter is set: "
                     "use GUARD_GET_USER_PASS or @guard.password_getter"
                 )
-            self._ready = True
+            problems, routes = self._compile_routes()
+            assert self._chain is not None  # noqa: S101 - set by prepare(), for mypy only
+            problems += route_problems(
+                routes,
+                self.holder.engine,
+                tenants=self.tenants is not None,
+                schemes=self._chain.names,
+            )
+            if problems:
+                raise ConfigurationError(
+                    f"app {self.app_name!r} cannot serve:\n- " + "\n- ".join(problems)
+                )
+
+    def _compile_routes(self) -> tuple[list[str], list[tuple[str, GuardedRoute]]]:
+        """The route of every endpoint, compiling those registered without the guard's wrapper
+        (class-based views, GUARD_DEFAULT_AUTHORIZE) once; their compile errors as problems."""
+        problems: list[str] = []
+        routes: dict[str, GuardedRoute] = {}
+        settings = self.settings
+        for rule in self.url_map.iter_rules():
+            endpoint, view = rule.endpoint, self.view_functions.get(rule.endpoint)
+            if endpoint in routes or view is None:
+                continue
+            route = route_of(view)
+            static = endpoint == "static" or endpoint.endswith(".static")
+            if route is None and not (static and settings.open_static):
+                if endpoint not in self.late_routes:
+                    try:
+                        self.late_routes[endpoint] = compile_endpoint(
+                            view,
+                            endpoint,
+                            rule.rule,
+                            resolver=self.guard,
+                            default=settings.default_authorize,
+                        )
+                    except ConfigurationError as error:
+                        problems.append(str(error))
+                        continue
+                route = route_of(self.late_routes[endpoint])
+            if route is not None:
+                routes[endpoint] = route
+        return problems, list(routes.items())
 
     def _catch_up(self) -> None:
         """In a process forked after the policy was loaded, reload it if the store moved on.
@@ -259,7 +339,8 @@ class AppState:
         return check_identity(identity, self.revocations) if identity is not None else None
 
     def _configure_session(self, settings: GuardSettings) -> None:
-        """Cookie flags for login sessions: HttpOnly, SameSite=Lax, Secure under https."""
+        """Cookie flags for login sessions: HttpOnly, SameSite=Lax, Secure under https
+        (``PREFERRED_URL_SCHEME``, and per request for an HTTPS request when left to us)."""
         secret = self.config.get("SECRET_KEY")
         if not secret or len(secret) < 16:
             raise ConfigurationError(
@@ -269,8 +350,14 @@ class AppState:
         if self.config.get("SESSION_COOKIE_SAMESITE") in (None, "None"):
             self.config["SESSION_COOKIE_SAMESITE"] = "Lax"
         secure = settings.session_secure
+        self.secure_from_request = secure is None
         if secure or (secure is None and self.config.get("PREFERRED_URL_SCHEME") == "https"):
             self.config["SESSION_COOKIE_SECURE"] = True
+
+    def account_deleted(self, login: str) -> None:
+        """The user store deleted ``login`` with its rules: forget its answers, load the rules."""
+        self.revocations.forget(login)
+        self.policies.store_changed()
 
     def _on_change(self, version: int | None) -> None:
         """Another process changed the policy: rebuild off to the side and swap."""
@@ -305,6 +392,23 @@ class AppState:
     def reload_policy(self) -> None:
         """Re-read the policy from its store, then swap; on any error the current one stays."""
         self.policies.reload(force=True)
+
+
+def _revocation_ttl(settings: GuardSettings) -> float:
+    """How long another process's revocation may go unseen: never more than the policy's."""
+    return min(REVOCATION_TTL, settings.watcher_interval)
+
+
+def _weak_listener(state: AppState) -> Callable[[str], None]:
+    """``state.account_deleted`` through a weak reference, as :func:`_weak_callback`."""
+    ref = weakref.ref(state)
+
+    def deleted(login: str) -> None:
+        alive = ref()
+        if alive is not None:
+            alive.account_deleted(login)
+
+    return deleted
 
 
 def _weak_callback(state: AppState) -> Callable[[int | None], None]:

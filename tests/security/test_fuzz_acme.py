@@ -115,6 +115,7 @@ def acme_unlimited(tmp_path_factory: pytest.TempPathFactory) -> Acme:
         tmp_path_factory.mktemp("fuzz") / "acme.db",
         GUARD_AUTH_RATE_LIMIT="",
         GUARD_AUTH_IP_RATE_LIMIT="",
+        GUARD_AUTH_LOGIN_CEILING="",
     )
 
 

@@ -150,21 +150,30 @@ def test_verified_token_cache_stays_within_its_size(size: int | None) -> None:
 
 
 def test_failed_login_counts_in_memory_are_swept_once_expired() -> None:
-    limiter = FailureLimiter("3 per 1 second", "50 per 1 second", "memory://")
+    limiter = FailureLimiter(
+        "3 per 1 second",
+        "50 per 1 second",
+        "memory://",
+        login_ceiling="100 per 1 second",
+        slow="1 per 1 second",
+    )
+    limiter.in_flight_expiry = 1
     storage = limiter._storage
     for i in range(5_000):
         limiter.check(f"made-up-{i}", f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}")
         limiter.failed(f"made-up-{i}", f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}")
-    assert len(storage.events) == 10_000  # one key per login and per address
-    time.sleep(1.2)  # every failure has left its one-second window
+    # one key per (login, address), slowed pair, login and address
+    assert len(storage.events) == 20_000
+    time.sleep(1.2)  # every failure has left its one-second window, every check its counter
     limiter.prune_interval = 0.0
     limiter.failed("alice", "192.0.2.1")
     deadline = time.monotonic() + 5
-    while len(storage.events) > 2 and time.monotonic() < deadline:
+    while len(storage.events) > 4 and time.monotonic() < deadline:
         time.sleep(0.05)
         limiter.failed("alice", "192.0.2.1")
-    assert len(storage.events) <= 2, f"{len(storage.events)} keys kept after expiry"
-    assert len(storage.locks) <= 2
+    assert len(storage.events) <= 4, f"{len(storage.events)} keys kept after expiry"
+    assert len(storage.storage) == 0, f"{len(storage.storage)} in-flight counters kept"
+    assert len(storage.locks) <= 4
     # Limits still hold after a sweep.
     for _ in range(3):
         limiter.failed("alice", "192.0.2.1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from werkzeug.wrappers import Request
@@ -12,6 +13,9 @@ from .ratelimit import FailureLimiter
 
 #: ``key -> login``, or ``None`` for an unknown, revoked or disabled key (the user store's)
 KeyChecker = Callable[[str], "str | None"]
+
+
+_API_KEYS = "\x00api keys"
 
 
 class ApiKeyScheme:
@@ -38,13 +42,15 @@ class ApiKeyScheme:
         if not values:
             return None
         # Keys are long random secrets, but failures still count per client address: guessing
-        # stays bounded and floods of bad keys are answered 429 (ASVS 2.2.1).
-        bucket = f"apikey@{request.remote_addr}"
-        if self._limiter is not None:
-            self._limiter.check(bucket, request.remote_addr)
-        login = self._check(values[0]) if len(values) == 1 and len(values[0]) <= 200 else None
-        if login is None:
-            if self._limiter is not None:
-                self._limiter.failed(bucket, request.remote_addr)
-            raise AuthenticationFailed("apikey: invalid, revoked or disabled key")
+        # stays bounded and floods of bad keys are answered 429 (ASVS 2.2.1). They count under
+        # a name no login can have (not printable), apart from every user's failures.
+        address = request.remote_addr
+        limiter = self._limiter
+        attempt = limiter.attempt(_API_KEYS, address) if limiter is not None else None
+        with attempt or contextlib.nullcontext():
+            login = self._check(values[0]) if len(values) == 1 and len(values[0]) <= 200 else None
+            if login is None:
+                if attempt is not None:
+                    attempt.failed()
+                raise AuthenticationFailed("apikey: invalid, revoked or disabled key")
         return Identity(login=login, scheme=self.name)

@@ -12,7 +12,7 @@ from ..errors import AuthenticationFailed
 from ..identity import Identity
 from .base import quote_realm
 from .credentials import PasswordChecker, Rehasher
-from .passwords import PasswordHasher
+from .passwords import DEFAULT_MAX_PASSWORD_LENGTH, PasswordHasher
 from .ratelimit import FailureLimiter
 
 
@@ -29,8 +29,9 @@ class BasicScheme:
         *,
         limiter: FailureLimiter | None = None,
         rehash: Rehasher | None = None,
+        max_length: int = DEFAULT_MAX_PASSWORD_LENGTH,
     ) -> None:
-        self._checker = PasswordChecker(get_user_pass, hasher, limiter, rehash)
+        self._checker = PasswordChecker(get_user_pass, hasher, limiter, rehash, max_length)
         self._challenge = f'Basic realm={quote_realm(realm)}, charset="UTF-8"'
 
     def challenge(self) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -16,10 +16,11 @@ from werkzeug.wrappers import Request
 from ..config import GuardSettings
 from ..errors import AuthenticationFailed, ConfigurationError
 from ..identity import Identity, is_safe_login
+from ..memo import BoundedMemo, weigh_strings
 from .base import quote_realm
 
 #: Claims the guard sets itself; callers of ``create_token`` cannot override them.
-RESERVED_CLAIMS = frozenset({"sub", "exp", "iat", "nbf", "jti", "iss", "aud", "type"})
+RESERVED_CLAIMS = frozenset({"sub", "exp", "iat", "nbf", "jti", "iss", "aud", "type", "fam"})
 
 #: Longest token we try to decode: larger headers are refused before any parsing.
 MAX_TOKEN_LENGTH = 8192
@@ -52,8 +53,11 @@ class BearerScheme:
         self._challenge = f"Bearer realm={quote_realm(realm)}"
         # Verified claims by token, until the token expires: a signature check costs ~40 µs per
         # request, a cache hit under 1 µs. Revocation is checked on every request after this.
-        size = settings.jwt_cache_size
-        self._verified = functools.lru_cache(maxsize=size)(self._verify) if size else self._verify
+        # Bounded in bytes too: a token may be 8 KB, and its claims whatever its issuer put.
+        size, budget = settings.jwt_cache_size, settings.jwt_cache_bytes
+        self._verified: Callable[[str], Mapping[str, Any]] = self._verify
+        if size and budget:
+            self._verified = BoundedMemo(self._verify, size, budget, _weigh_token)
 
     def challenge(self) -> str:
         return self._challenge
@@ -106,8 +110,13 @@ class BearerScheme:
         expires: dt.timedelta | None = None,
         claims: Mapping[str, Any] | None = None,
         kind: str = "access",
+        family: str | None = None,
     ) -> str:
-        """A signed token of ``kind`` (``access`` or ``refresh``) for ``login``."""
+        """A signed token of ``kind`` (``access`` or ``refresh``) for ``login``.
+
+        :param family: the refresh token family the token belongs to (claim ``fam``); a new
+            refresh token without one starts its own family.
+        """
         if self._signing_key is None:
             raise ConfigurationError(
                 "GUARD_JWT_SECRET (the private key) is needed to create "
@@ -120,6 +129,7 @@ class BearerScheme:
         if clash:
             raise ConfigurationError(f"claims {sorted(clash)} are set by the guard itself")
         now = dt.datetime.now(dt.UTC)
+        jti = uuid.uuid4().hex
         payload: dict[str, Any] = {
             **extra,
             "sub": login,
@@ -128,9 +138,11 @@ class BearerScheme:
             "iat": now.timestamp(),
             "nbf": int(now.timestamp()),
             "exp": (now + (expires if expires is not None else self._lifetime(kind))).timestamp(),
-            "jti": uuid.uuid4().hex,
+            "jti": jti,
             "type": kind,
         }
+        if family is not None or kind == "refresh":
+            payload["fam"] = family or jti
         if self._issuer:
             payload["iss"] = self._issuer
         if self._audience:
@@ -171,3 +183,9 @@ def _keys(settings: GuardSettings) -> tuple[Any, Any]:
             f"{type(error).__name__}"
         ) from None
     return signing, verifying
+
+
+def _weigh_token(args: tuple[Any, ...], claims: Mapping[str, Any]) -> int:
+    """The token and its claims, one level deep (nested claim values are rare and small)."""
+    items = sum(sys.getsizeof(key) + sys.getsizeof(value) for key, value in claims.items())
+    return weigh_strings(args) + sys.getsizeof(dict(claims)) + items

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from ..errors import AuthenticationFailed
 from ..identity import Identity, is_safe_login
-from .passwords import PasswordHasher
+from .passwords import DEFAULT_MAX_PASSWORD_LENGTH, PasswordHasher
 from .ratelimit import FailureLimiter
 
 #: ``(login, new hash)``: stores a password hash upgraded after a successful login
@@ -14,7 +15,11 @@ Rehasher = Callable[[str, str], None]
 
 
 class PasswordChecker:
-    """Rate limit, look up, verify (a dummy hash for unknown logins), rehash on success."""
+    """Rate limit, look up, verify (a dummy hash for unknown logins), rehash on success.
+
+    :param max_length: longer passwords are wrong, refused before their hash is checked
+        (``GUARD_PASSWORD_MAX_LENGTH``): sha-crypt costs grow with the password's length.
+    """
 
     def __init__(
         self,
@@ -22,11 +27,13 @@ class PasswordChecker:
         hasher: PasswordHasher,
         limiter: FailureLimiter | None = None,
         rehash: Rehasher | None = None,
+        max_length: int = DEFAULT_MAX_PASSWORD_LENGTH,
     ) -> None:
         self._get_user_pass = get_user_pass
         self._hasher = hasher
         self._limiter = limiter
         self._rehash = rehash
+        self._max_length = max_length
 
     def check(self, login: str, password: str, scheme: str, address: str | None) -> Identity:
         """The identity for valid credentials.
@@ -34,15 +41,23 @@ class PasswordChecker:
         :raises TooManyAttempts: over a failure limit (before any password is checked).
         :raises AuthenticationFailed: the same error for an unknown login and a wrong password.
         """
-        if self._limiter is not None:
-            self._limiter.check(login, address)
-        stored = self._get_user_pass(login) if is_safe_login(login) else None
-        # Unknown and known logins take the same path (a dummy hash is verified for unknown
-        # ones) and raise the same error, so neither the body nor the timing tells them apart.
-        if not self._hasher.verify(password, stored):
-            if self._limiter is not None:
-                self._limiter.failed(login, address)
-            raise AuthenticationFailed(f"{scheme}: invalid login or password", login=login)
+        # The attempt is reserved before the password is checked and counted when it fails:
+        # concurrent guesses cannot all pass the check before the first failure is counted.
+        attempt = self._limiter.attempt(login, address) if self._limiter is not None else None
+        with attempt or contextlib.nullcontext():
+            stored = self._get_user_pass(login) if is_safe_login(login) else None
+            # Unknown and known logins take the same path (a dummy hash is verified for unknown
+            # ones) and raise the same error, so neither the body nor the timing tells them apart.
+            # An over-long password verifies the dummy hash, as an unknown login does: its
+            # refusal costs neither more (4 KB against sha512_crypt: 20x) nor less.
+            if len(password) > self._max_length:
+                matched = self._hasher.refuse()
+            else:
+                matched = self._hasher.verify(password, stored)
+            if not matched:
+                if attempt is not None:
+                    attempt.failed()
+                raise AuthenticationFailed(f"{scheme}: invalid login or password", login=login)
         assert stored is not None  # noqa: S101 - verify() is False for None, for mypy only
         if self._rehash is not None and self._hasher.needs_rehash(stored):
             self._rehash(login, self._hasher.hash(password))

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Request
 from ..errors import AuthenticationFailed
 from ..identity import Identity
 from .credentials import PasswordChecker, Rehasher
-from .passwords import PasswordHasher
+from .passwords import DEFAULT_MAX_PASSWORD_LENGTH, PasswordHasher
 from .ratelimit import FailureLimiter
 
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
@@ -33,8 +33,9 @@ class ParamScheme:
         password_field: str = "password",  # noqa: S107 - a field name, not a password
         limiter: FailureLimiter | None = None,
         rehash: Rehasher | None = None,
+        max_length: int = DEFAULT_MAX_PASSWORD_LENGTH,
     ) -> None:
-        self._checker = PasswordChecker(get_user_pass, hasher, limiter, rehash)
+        self._checker = PasswordChecker(get_user_pass, hasher, limiter, rehash, max_length)
         self._user, self._password = user_field, password_field
 
     def challenge(self) -> None:

@@ -23,12 +23,21 @@ _BCRYPT_MAX_BYTES = 72
 LEGACY_SCHEMES = ("bcrypt", "pbkdf2_sha256", "pbkdf2_sha512", "sha512_crypt", "sha256_crypt")
 
 
-#: longest password accepted: long enough for any passphrase, short enough not to be a DoS
+#: longest password accepted by default (``GUARD_PASSWORD_MAX_LENGTH``, ASVS 4.0.3 2.1.2):
+#: long enough for any passphrase, short enough that no hash costs much more than usual
+DEFAULT_MAX_PASSWORD_LENGTH = 128
+#: the highest value ``GUARD_PASSWORD_MAX_LENGTH`` may take
 MAX_PASSWORD_LENGTH = 4096
+#: what a refused over-long password is verified as, against the dummy hash: any fixed text
+#: does, so that its refusal costs what an unknown login's does
+_STAND_IN = "over-long password stand-in"
 
 
 def check_password_policy(
-    password: str, min_length: int, extra: Callable[[str], str | None] | None = None
+    password: str,
+    min_length: int,
+    extra: Callable[[str], str | None] | None = None,
+    max_length: int = DEFAULT_MAX_PASSWORD_LENGTH,
 ) -> None:
     """Refuse passwords a new hash must not be made of (ASVS 5.0 6.2.1, 6.2.9, 6.2.12).
 
@@ -38,8 +47,10 @@ def check_password_policy(
     """
     if not isinstance(password, str) or len(password) < min_length:
         raise PasswordPolicyError(f"a password needs at least {min_length} characters")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise PasswordPolicyError(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
+    if len(password) > max_length:
+        raise PasswordPolicyError(f"a password has at most {max_length} characters")
+    if not _encodable(password):
+        raise PasswordPolicyError("a password must be valid Unicode text (no lone surrogates)")
     problem = extra(password) if extra is not None else None
     if problem:
         raise PasswordPolicyError(problem)
@@ -83,7 +94,17 @@ class PasswordHasher:
             return False
         return self._check(password, stored)
 
+    def refuse(self) -> bool:
+        """Verify the dummy hash and answer ``False``: a wrong password refused before its
+        own check (too long) costs what an unknown login costs, and no more."""
+        self._check(_STAND_IN, self._dummy_hash())
+        return False
+
     def _check(self, password: str, stored: str) -> bool:
+        if not _encodable(password):
+            # A lone surrogate (JSON "\ud800") is nobody's password: a wrong one, decided
+            # before any hash is read, so it cannot pass for a corrupted stored hash below.
+            return False
         if stored.startswith(_BCRYPT_PREFIXES) and len(password.encode()) > _BCRYPT_MAX_BYTES:
             # bcrypt < 5 silently ignores bytes past 72: such a password was never fully
             # checked, whatever bcrypt version is installed, so it never matches.
@@ -109,3 +130,11 @@ class PasswordHasher:
                 if self._dummy is None:
                     self._dummy = self.hash("dummy password used to equalise timing")
         return self._dummy
+
+
+def _encodable(password: str) -> bool:
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -51,7 +51,14 @@ def build_schemes(
             schemes.append(registered[name])
         elif name == "basic":
             schemes.append(
-                BasicScheme(get_user_pass, hasher, realm, limiter=limiter, rehash=rehash)
+                BasicScheme(
+                    get_user_pass,
+                    hasher,
+                    realm,
+                    limiter=limiter,
+                    rehash=rehash,
+                    max_length=settings.password_max_length,
+                )
             )
         elif name == "param":
             schemes.append(
@@ -62,6 +69,7 @@ def build_schemes(
                     password_field=settings.param_password,
                     limiter=limiter,
                     rehash=rehash,
+                    max_length=settings.password_max_length,
                 )
             )
         elif name == "bearer" and bearer is not None:
@@ -85,12 +93,17 @@ def build_schemes(
     return schemes
 
 
-def make_limiter(settings: GuardSettings) -> FailureLimiter | None:
-    """The failed-login limiter, when a password-accepting scheme is enabled."""
-    if not PASSWORD_SCHEMES.intersection(settings.auth):
-        return None
+def make_limiter(settings: GuardSettings) -> FailureLimiter:
+    """The failed-login limiter: built whatever ``GUARD_AUTH`` lists, since the login
+    endpoints check passwords in bearer-only apps too."""
     return FailureLimiter(
-        settings.auth_rate_limit, settings.auth_ip_rate_limit, settings.rate_limit_storage
+        settings.auth_rate_limit,
+        settings.auth_ip_rate_limit,
+        settings.rate_limit_storage,
+        login_ceiling=settings.auth_login_ceiling,
+        slow=settings.auth_slow_rate_limit,
+        registrations=settings.registration_rate_limit,
+        normalize=settings.normalize_login,
     )
 
 

@@ -15,7 +15,10 @@ import secrets
 import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.wrappers import Request
 
 from ..errors import AuthenticationFailed, CsrfFailed
@@ -63,6 +66,27 @@ class SessionScheme:
         return Identity(login=data["login"], scheme=self.name, claims=claims)
 
 
+class RequestSchemeSessionInterface(SecureCookieSessionInterface):
+    """Flask's cookie sessions, marked ``Secure`` on every HTTPS request when asked to.
+
+    ``SESSION_COOKIE_SECURE`` is one value for the whole app, decided at start-up: an app
+    served over HTTPS whose ``PREFERRED_URL_SCHEME`` was left at ``http`` would send its login
+    session in a cookie a browser also sends over plain HTTP. This interface adds ``Secure``
+    whenever the request itself came over HTTPS (``request.is_secure``, after the app's proxy
+    handling such as ``ProxyFix``), for apps where ``auto(app)`` says the choice is the guard's.
+
+    :param is_secure: whether the current request came over HTTPS (``False`` outside one).
+    :param auto: whether the app left ``GUARD_SESSION_SECURE`` unset with the ``session`` scheme.
+    """
+
+    def __init__(self, is_secure: Callable[[], bool], auto: Callable[[Flask], bool]) -> None:
+        self._is_secure = is_secure
+        self._auto = auto
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return super().get_cookie_secure(app) or (self._auto(app) and self._is_secure())
+
+
 def start_session(session: Session, login: str) -> str:
     """Log ``login`` in: a fresh session (no fixation), a new id and CSRF token; returns it."""
     session.clear()
@@ -83,6 +107,29 @@ def end_session(session: Session) -> tuple[str, float] | None:
     if isinstance(data, dict) and _well_formed(data):
         return data["sid"], data["iat"]
     return None
+
+
+def check_same_origin(request: Request) -> None:
+    """Refuse a login a cross-site page made the browser send (login CSRF).
+
+    A session started by someone else's form would log the victim in as the attacker, whose
+    account then receives what the victim types. No CSRF token can exist before the login, so
+    the browser's own word decides, as Go's ``http.CrossOriginProtection`` does: the Fetch
+    metadata header ``Sec-Fetch-Site`` when sent (only ``same-origin`` and ``none``, a typed
+    URL, pass: ``same-site`` is a sibling subdomain, not this app), else ``Origin``, whose host
+    must be this request's. Requests with neither come from clients that are not browsers (or
+    from browsers older than 2020), for which no cookie could be planted.
+
+    :raises CsrfFailed: for a cross-origin login (403).
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        if site not in ("same-origin", "none"):
+            raise CsrfFailed(f"login: Sec-Fetch-Site is {site[:20]!r}")
+        return
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
+        raise CsrfFailed(f"login: cross-origin request from {origin[:100]!r}")
 
 
 def csrf_token(session: Session) -> str | None:

@@ -30,8 +30,11 @@ from casbin.rbac.default_role_manager import DomainManager, RoleManager
 from casbin.util.expression import SimpleEval
 
 from ..errors import PolicyError
+from ..memo import BoundedMemo
 from ..store.csv import PolicyRow
 from .assemble import build_index, paused_gc, role_graphs
+from .bounded import bound
+from .checks import check_eval_rules, unknown_functions
 from .delta import derive_index
 from .holder import EngineHolder
 from .index import IndexedPolicy
@@ -52,12 +55,17 @@ log = logging.getLogger("flask_casbin_guard.engine")
 
 #: decisions remembered per engine; an engine never changes, so its answers never go stale
 DECISION_CACHE_SIZE = 16384
+#: bytes they may hold: 16,384 one-megabyte object values would pin 16 GiB
+DECISION_CACHE_BYTES = 16 << 20
 
 #: matcher functions whose answer depends on more than the request (the clock)
 _IMPURE_FUNCTIONS = ("timeMatch",)
 
 #: what an engine derived from a previous one takes over unchanged (see PolicyEngine)
-_KEPT = ("request_tokens", "arities", "has_roles", "roles", "_members", "cacheable", "_graphs")
+_KEPT = (
+    *("request_tokens", "arities", "policy_tokens", "has_roles", "roles", "_members"),
+    *("cacheable", "_graphs", "_check_eval", "unknown_functions"),
+)
 
 _CASBIN_LOGGERS = ("casbin", "casbin.enforcer", "casbin.policy", "casbin.role")
 _construct_lock = threading.Lock()
@@ -150,6 +158,7 @@ class PolicyEngine:
     :param source: names the model in errors and logs.
     :param functions: custom matcher functions, by the name the matcher calls them.
     :param cache_size: decisions remembered (LRU); 0 turns the cache off.
+    :param cache_bytes: bytes the remembered decisions (their request values) may hold.
     :param fast: use the indexed evaluator when the model allows it (``False``: always pycasbin).
     :param previous: the engine this one replaces: what did not change is taken from it.
     """
@@ -162,6 +171,7 @@ class PolicyEngine:
         source: str = "<model>",
         functions: Mapping[str, Callable[..., Any]] | None = None,
         cache_size: int = DECISION_CACHE_SIZE,
+        cache_bytes: int = DECISION_CACHE_BYTES,
         fast: bool = True,
         previous: PolicyEngine | None = None,
     ) -> None:
@@ -177,6 +187,7 @@ class PolicyEngine:
         self._index: IndexedPolicy | None = None
         derived, old = None, previous if fast else None
         if old is not None and (old.model_text, old._functions) == (model_text, self._functions):
+            old._check_eval(self.rows)  # as a full build would, before anything else changes
             derived = derive_index(old._index, old.rows, self.rows)
         if previous is not None and derived is not None:
             for name in _KEPT:  # same model, same roles: only the index changed
@@ -184,9 +195,9 @@ class PolicyEngine:
             self.reason, self.fast, self._index = "", True, derived
         else:
             self._build(fast, previous)
-        self._cached_explain: Callable[..., tuple[bool, tuple[str, ...]]] = (
-            functools.lru_cache(maxsize=cache_size)(self._explain) if cache_size else self._explain
-        )
+        self._cached_explain: Callable[..., tuple[bool, tuple[str, ...]]] = self._explain
+        if cache_size and cache_bytes:
+            self._cached_explain = BoundedMemo(self._explain, cache_size, cache_bytes)
 
     def _build(self, fast: bool, previous: PolicyEngine | None) -> None:
         model = parse_model(self.model_text, self._source)
@@ -195,15 +206,27 @@ class PolicyEngine:
             token.removeprefix("r_") for token in model["r"]["r"].tokens
         )
         self.arities = model_arities(model)
+        #: each ``p`` type's tokens without their prefix (``{"p": ("sub", "dom", "obj", "act")}``)
+        self.policy_tokens: dict[str, tuple[str, ...]] = {
+            ptype: tuple(token.removeprefix(f"{ptype}_") for token in assertion.tokens)
+            for ptype, assertion in model["p"].items()
+        }
         #: the model has ``g = _, _``: role declarations can be checked
         self.has_roles = self.arities.get("g") == 2
         grouping = [row.values for row in self.rows if row.ptype == "g"]
         with paused_gc():
             check_role_depth(grouping)
-        #: names some ``g`` row grants: a login equal to one of them gets no Casbin rights
+        #: names some ``g`` row grants (account creation refuses them as logins)
         self.roles: frozenset[str] = frozenset(values[1] for values in grouping)
         self._members: frozenset[str] = frozenset(values[0] for values in grouping)
         matcher = model["m"]["m"].value
+        self._check_eval = functools.partial(check_eval_rules, matcher, model["p"]["p"].tokens)
+        self._check_eval(self.rows)
+        builtins = FunctionMap.load_function_map().get_functions()
+        #: functions the matcher calls that nobody registered: every decision would fail
+        self.unknown_functions = unknown_functions(
+            matcher, [*builtins, *self._functions, *self.arities]
+        )
         #: whether decisions may be cached: not with custom or clock-dependent functions
         self.cacheable = not self._functions and not any(f in matcher for f in _IMPURE_FUNCTIONS)
         self._graphs: dict[str, RoleGraph] = {}
@@ -222,7 +245,7 @@ class PolicyEngine:
                         model,
                         self.rows,
                         self._graphs,
-                        builtins=FunctionMap.load_function_map().get_functions(),
+                        builtins=builtins,
                         functions=self._functions,
                         evaluator=lambda names: SimpleEval("", names),
                         reuse=earlier.patterns if earlier is not None else None,
@@ -309,12 +332,19 @@ class PolicyEngine:
         return self._reference
 
     def has_role(self, user: str, role: str, domain: str | None = None) -> bool:
-        """Whether ``user`` holds ``role`` through ``g`` links, transitively.
+        """Whether ``role`` is among ``user``'s roles through ``g`` links, transitively.
+
+        The answer is whether pycasbin's ``get_implicit_roles_for_user`` lists ``role``: never
+        for ``user == role``. (The matcher's ``g(x, x)`` does hold; that is ``enforce``.) A
+        login that merely equals a role's name must not pass a role declaration: an identity
+        provider's user called ``admin`` is not the ``admin`` role.
 
         :param domain: for models with ``g = _, _, _``: the domain of the links.
         """
         wanted = 2 if domain is None else 3
-        if self.arities.get("g") != wanted or user not in self._members or role not in self.roles:
+        if self.arities.get("g") != wanted or user == role:
+            return False
+        if user not in self._members or role not in self.roles:
             # Only names from the policy are looked up: answering an unknown login or role
             # must not store anything for it.
             return False
@@ -358,38 +388,5 @@ def _build_enforcer(
     for name, function in functions.items():
         enforcer.add_function(name, function)
     for manager in enforcer.rm_map.values():
-        _bound(manager)
+        bound(manager, RoleManager, DomainManager)
     return enforcer
-
-
-def _bound(manager: Any) -> None:
-    """Stop a role manager from storing every unknown name it is asked about.
-
-    ``RoleManager.has_link`` creates a ``Role`` for both names when absent, and
-    ``DomainManager`` a whole role manager per unknown domain. A name (or domain) that is not
-    there yet has no links, so the answer is just whether the names are equal: the wrapped
-    methods return that without storing anything, and defer to pycasbin otherwise.
-    """
-    if type(manager) is RoleManager and manager.matching_func is None:
-        manager.has_link = functools.partial(_has_link, manager)
-    elif type(manager) is DomainManager and manager.domain_matching_func is None:
-        manager.has_link = functools.partial(_domain_has_link, manager)
-
-
-def _has_link(manager: Any, name1: Any, name2: Any, *domain: Any) -> bool:
-    if type(name1) is not str:
-        return bool(RoleManager.has_link(manager, name1, name2, *domain))
-    user = manager.all_roles.get(name1)
-    if user is None:
-        return bool(name2 == name1)
-    return bool(manager._has_link(name2, [user], manager.max_hierarchy_level))
-
-
-def _domain_has_link(manager: Any, name1: Any, name2: Any, *domain: Any) -> bool:
-    key = manager._get_domain(*domain)
-    if type(name1) is not str:
-        return bool(DomainManager.has_link(manager, name1, name2, *domain))
-    if key not in manager.rm_map and key not in manager.all_links:
-        return bool(name2 == name1)
-    # The per-domain manager compares names for equality, which creates nothing new.
-    return _has_link(manager._get_role_manager(*domain), name1, name2)

@@ -97,11 +97,11 @@ def check_role_depth(links: Iterable[Sequence[str]]) -> None:
     graphs: dict[tuple[str, ...], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for values in links:
         graphs[tuple(values[2:])][values[0]].append(values[1])
-    for graph in graphs.values():
-        _check_depth(graph)
+    for domain, graph in graphs.items():
+        _check_depth(graph, domain)
 
 
-def _check_depth(graph: Mapping[str, list[str]]) -> None:
+def _check_depth(graph: Mapping[str, list[str]], domain: tuple[str, ...] = ()) -> None:
     # Longest chain below each name, from the roles that hold no role upwards (Kahn's order);
     # names never reached that way sit on or above a cycle.
     members: dict[str, list[str]] = defaultdict(list)
@@ -131,7 +131,17 @@ def _check_depth(graph: Mapping[str, list[str]]) -> None:
     if stuck:
         name = stuck[0]
         seen: set[str] = set()
+
+        def above(member: str) -> str:
+            return next(role for role in graph[member] if pending[role])
+
         while name not in seen:  # walk up through stuck roles until one repeats
             seen.add(name)
-            name = next(role for role in graph[name] if pending[role])
-        raise PolicyError(f"role cycle through {name!r} in the 'g' rows")
+            name = above(name)
+        # The same walk from the repeated name goes round the cycle: its rows are the culprits.
+        cycle: list[str] = []
+        member = name
+        while not cycle or member != name:
+            cycle.append(", ".join(("g", member, above(member), *domain)))
+            member = above(member)
+        raise PolicyError(f"role cycle through {name!r} in the 'g' rows: {'; '.join(cycle)}")

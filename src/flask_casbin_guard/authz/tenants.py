@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request
 
 from ..errors import AccessDenied, ConfigurationError, ParameterError, ParamIssue
 from ..identity import Identity, is_safe_login
+from .engine import PolicyEngine
 
 Resolver = Callable[[Request, Mapping[str, Any], Identity | None], "str | None"]
 _SOURCES = ("path", "header", "claim")
@@ -66,3 +67,18 @@ def _usable(value: str) -> bool:
     # The rules of a login, and no "::": pycasbin joins domain names with it, so a tenant
     # holding it could pass for another.
     return is_safe_login(value) and "::" not in value
+
+
+def has_domains(engine: PolicyEngine) -> bool:
+    """Whether the model has domains (tenants): a 4-value request or ``g = _, _, _``."""
+    return len(engine.request_tokens) == 4 or engine.arities.get("g") == 3
+
+
+def domain_position(engine: PolicyEngine, ptype: str) -> int | None:
+    """Which value of a ``ptype`` row is its domain; ``None`` when it has none."""
+    tokens = engine.policy_tokens.get(ptype)
+    if tokens is None:  # a role type: g = _, _, _ holds its domain third
+        return 2 if engine.arities.get(ptype) == 3 else None
+    # The policy token named as the request's domain token (pycasbin's convention: "dom").
+    name = engine.request_tokens[1] if len(engine.request_tokens) == 4 else "dom"
+    return tokens.index(name) if name in tokens else None

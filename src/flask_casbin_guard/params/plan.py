@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from werkzeug.datastructures import FileStorage
 
 from ..errors import ConfigurationError
+from .annotations import resolve_hints
 from .composite import Unsupported, build_converter, split_optional, unwrap
 from .converters import SCALARS, STANDARD, Converter
 from .markers import Marker
@@ -90,25 +91,26 @@ def compile_plan(
     resolver: Resolver | None = None,
     strict: bool = False,
     rule_converters: Mapping[str, str] | None = None,
+    namespace: Mapping[str, Any] | None = None,
+    method: bool = False,
 ) -> BindingPlan:
-    """Read ``view``'s signature and annotations.
+    """Read ``view``'s signature and parameter annotations (its return annotation is ignored).
 
     :param path_params: the rule's variables when the rule is known, checked against the
         signature so a mismatch fails here rather than on the first request.
     :param rule_converters: rule variable -> werkzeug converter class name, to refuse
         ``<int:x>`` with ``x: str``.
+    :param namespace: names visible where the view was declared (an app factory's locals).
+    :param method: ``view`` is a class-based view's method: its first parameter is ``self``.
     :raises ConfigurationError: naming ``endpoint`` and the parameter at fault.
     """
-    signature = inspect.signature(view)
-    try:
-        hints = typing.get_type_hints(view, include_extras=True)
-    except Exception as error:  # NameError, TypeError... from the user's annotations
-        raise ConfigurationError(
-            f"endpoint {endpoint!r}: cannot resolve the annotations of its view: {error}"
-        ) from error
+    parameters = dict(inspect.signature(view).parameters)
+    if method and parameters:
+        del parameters[next(iter(parameters))]
+    hints = resolve_hints(view, parameters, endpoint, namespace)
     specs: list[ParamSpec] = []
     var_keyword = False
-    for param in signature.parameters.values():
+    for param in parameters.values():
         if param.kind is param.VAR_KEYWORD:
             var_keyword = True
             continue

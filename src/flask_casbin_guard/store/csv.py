@@ -105,7 +105,6 @@ def parse_policy(
             row = _fast_row(stripped, arities) if not _BRACKETS.search(stripped) else None
             if row is None:  # brackets, or something to report: the careful path says what
                 tokens = split_line(stripped)
-                _check_split_quote(tokens[1:])
                 row = check_row(tokens[0], tokens[1:], arities)
         except ValueError as error:
             raise PolicyError(f"{source}, line {number}: {error}") from None
@@ -116,6 +115,25 @@ def parse_policy(
         cache.clear()
         cache.update(zip(keys, rows, strict=True))
     return rows
+
+
+def diagnose_lines(
+    lines: Iterable[str], arities: Mapping[str, int], source: str
+) -> tuple[list[PolicyRow], list[str]]:
+    """Every valid row and one problem per invalid line (``policy validate``; loading stops at
+    the first)."""
+    rows: list[PolicyRow] = []
+    problems: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped[0] == "#":
+            continue
+        try:
+            tokens = split_line(stripped)
+            rows.append(check_row(tokens[0], tokens[1:], arities))
+        except ValueError as error:
+            problems.append(f"{source}, line {number}: {error}")
+    return rows, problems
 
 
 def _fast_row(line: str, arities: Mapping[str, int]) -> PolicyRow | None:
@@ -183,6 +201,8 @@ def check_row(ptype: str, values: Iterable[str], arities: Mapping[str, int]) -> 
         shown = repr(ptype[:40]) + ("..." if len(ptype) > 40 else "")
         raise ValueError(f"unknown policy type {shown} (the model defines {sorted(arities)})")
     row = tuple(values)
+    if all(isinstance(value, str) for value in row):
+        _check_split_quote(row)  # first: it explains the extra value the split made
     if len(row) != arities[ptype]:
         raise ValueError(f"{ptype!r} rows take {arities[ptype]} values, this one has {len(row)}")
     for index, value in enumerate(row):
@@ -196,14 +216,34 @@ def check_row(ptype: str, values: Iterable[str], arities: Mapping[str, int]) -> 
             raise ValueError(f"value {index + 1} has leading or trailing spaces")
         if len(value) >= 2 and value[0] == value[-1] and value[0] in _QUOTES:
             raise ValueError(f"value {index + 1} is quoted; Casbin's CSV format has no quoting")
-        if "," in value and not _nested(value):
+        if _BRACKETS.search(value):
+            # A bracket left open would swallow the separators after it when the line is read
+            # back (``report(2024`` makes the rest of the line one value): writing must refuse
+            # exactly what reading refuses.
+            try:
+                split_line(value)
+            except ValueError as error:
+                raise ValueError(f"value {index + 1} has unbalanced brackets ({error})") from None
+        if "," in value and len(split_line(value)) != 1:
             raise ValueError(f"value {index + 1} contains a comma outside brackets")
     return PolicyRow(intern(ptype), tuple(map(intern, row)))
 
 
-def _nested(value: str) -> bool:
-    """Whether every comma of ``value`` sits inside brackets (so it survives a round trip)."""
-    try:
-        return len(split_line(value)) == 1
-    except ValueError:
-        return False
+def format_line(row: PolicyRow) -> str:
+    """The CSV line of a row checked by :func:`check_row`; :func:`parse_policy` reads it back as
+    the same row: writing and reading share one grammar (every value bracket-balanced, no
+    quoting, no comma outside brackets)."""
+    return ", ".join((row.ptype, *row.values))
+
+
+#: first characters that make a spreadsheet run a cell as a formula (CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def formula_rows(rows: Iterable[PolicyRow]) -> list[PolicyRow]:
+    """The rows holding a value a spreadsheet would run as a formula.
+
+    They are written as they are (a Casbin policy has no quoting to neutralise them, and a
+    prefixed value would be another rule); the CLI warns about them instead.
+    """
+    return [row for row in rows if any(value.startswith(FORMULA_STARTS) for value in row.values)]

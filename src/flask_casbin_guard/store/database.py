@@ -1,41 +1,47 @@
 """Policy rows in a SQL database (SQLite or PostgreSQL), in sqlalchemy-adapter's schema.
 
-Every write is one transaction that first bumps the table's version row. That UPDATE takes the
-row lock (PostgreSQL) or the write lock (SQLite), so writers from any thread or process run one
-after the other, and the duplicate checks inside a write see every earlier commit. A write that
-turns out to change nothing is rolled back, so the version moves only when the rows do.
-Rows are validated before anything is sent to the database.
+Every write is one transaction that first takes the writers' lock: ``BEGIN IMMEDIATE`` on
+SQLite, then an UPDATE of the table's version row, whose row lock does it on PostgreSQL. Writers
+from any thread or process therefore run one after the other, and whatever a write reads after
+the lock (the version, the rows) includes every earlier commit: :meth:`DatabaseStore.write` lets
+the caller decide the write from that state. A write that turns out to change nothing is rolled
+back, so the version moves only when the rows do. Rows are validated before anything is sent to
+the database.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, MetaData, delete, insert, select, update
+from sqlalchemy import Connection, Engine, MetaData, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import PolicyError
-from .csv import PolicyRow, check_row
+from .base import Change, Planner
+from .csv import PolicyRow, format_line
 from .schema import (
-    MAX_VALUES,
     VALUE_COLUMNS,
+    apply_change,
     as_record,
+    bump_version,
     check_arities,
     check_engine,
+    checked_rows,
     create_schema,
     delete_ids,
+    delete_subject,
     describe_error,
     find_rows,
     is_memory_sqlite,
     mask_url,
     open_engine,
     padded,
+    parse_record,
+    read_version,
     rule_table,
     select_rows,
     stored_row,
@@ -44,20 +50,6 @@ from .schema import (
 )
 
 T = TypeVar("T")
-
-#: engines the stores opened themselves: a forked child must not use their pooled connections
-_OWN_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def _drop_inherited_connections() -> None:
-    # A pooled connection copied by fork is one socket shared by two processes, whose queries
-    # then interleave on it (gunicorn --preload forks workers from a master that loaded the
-    # policy). close=False: the parent keeps using them; the child opens its own.
-    for engine in list(_OWN_ENGINES):
-        engine.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_drop_inherited_connections)
 
 
 class DatabaseStore:
@@ -89,8 +81,6 @@ class DatabaseStore:
         if isinstance(database, str):
             self.engine, memory = open_engine(database)
             self._owns_engine = True
-            if not memory:  # in-memory SQLite is this process's own copy: nothing is shared
-                _OWN_ENGINES.add(self.engine)
         else:
             check_engine(database)
             self.engine, memory = database, is_memory_sqlite(database.url)
@@ -130,7 +120,7 @@ class DatabaseStore:
     def version(self) -> int:
         """The table's version: it grows by one with every write that changed rows."""
         with self._reading("read the version") as connection:
-            return self._version(connection)
+            return read_version(connection, self._versions, self._rules.name)
 
     def load(self, arities: Mapping[str, int] | None = None) -> list[PolicyRow]:
         """Every row, in id order, validated against ``arities`` (default: the store's).
@@ -147,10 +137,13 @@ class DatabaseStore:
         wanted = self.arities if arities is None else arities
         check_arities(wanted)
         with self._reading("load the policy") as connection:
-            version = self._version(connection)
-            records = connection.execute(select_rows(self._rules).order_by(self._rules.c.id)).all()
+            version = read_version(connection, self._versions, self._rules.name)
+            return version, self._rows(connection, wanted)
+
+    def _rows(self, connection: Connection, wanted: Mapping[str, int]) -> list[PolicyRow]:
+        records = connection.execute(select_rows(self._rules).order_by(self._rules.c.id)).all()
         if dict(wanted) != self.arities:
-            return version, [self._parse(record, wanted) for record in records]
+            return [parse_record(record, wanted, self._rules.name) for record in records]
         # Records validated by the last load are not checked again: a reload after one change
         # re-checks one row, not 100,000.
         previous, known = self._known, {}
@@ -159,11 +152,23 @@ class DatabaseStore:
             key = tuple(record[1:])
             row = previous.get(key)
             if row is None:
-                row = self._parse(record, wanted)
+                row = parse_record(record, wanted, self._rules.name)
             known[key] = row
             rows.append(row)
         self._known = known
-        return version, rows
+        return rows
+
+    def diagnose(self, arities: Mapping[str, int]) -> tuple[list[PolicyRow], list[str]]:
+        """The valid rows and a problem for each invalid record, naming table and id."""
+        with self._reading("read the policy") as connection:
+            records = connection.execute(select_rows(self._rules).order_by(self._rules.c.id)).all()
+        rows, problems = [], []
+        for record in records:
+            try:
+                rows.append(parse_record(record, arities, self._rules.name))
+            except PolicyError as error:
+                problems.append(str(error))
+        return rows, problems
 
     def export(self) -> list[PolicyRow]:
         """Every row as stored, in id order, without needing the model (``flask guard export``).
@@ -173,17 +178,45 @@ class DatabaseStore:
         """
         with self._reading("export the policy") as connection:
             records = connection.execute(select_rows(self._rules).order_by(self._rules.c.id)).all()
-        return [self._parse(record, None) for record in records]
+        return [parse_record(record, None, self._rules.name) for record in records]
 
     # -- writing ------------------------------------------------------------------------------
 
+    def write(
+        self, plan: Planner, progress: Callable[[int], object] | None = None
+    ) -> tuple[int, int]:
+        """Decide a write from the stored state with the writers' lock held, then make it.
+
+        ``plan(version, load)`` runs inside the write transaction, after the lock: ``version``
+        is the version of the rows every earlier write left, ``load()`` reads them (validated,
+        id order). Whatever ``plan`` raises rolls the transaction back.
+
+        :param progress: called as added rows are sent, with the number sent so far.
+        :return: the version the plan saw and the version committed (equal: nothing changed).
+        """
+
+        def checked(change: Change) -> Change:
+            removed = frozenset(checked_rows(self.arities, change.removed, "row"))
+            added = tuple(checked_rows(self.arities, change.added, "row"))
+            return Change(added, removed, change.replace)
+
+        def work(connection: Connection, after: int) -> tuple[tuple[int, int], bool]:
+            before = after - 1
+            change = plan(before, lambda: self._rows(connection, self.arities))
+            if not change:
+                return (before, before), False
+            apply_change(connection, self._rules, checked(change), progress)
+            return (before, after), True
+
+        return self._write("write the policy", work)
+
     def add(self, rows: Iterable[PolicyRow]) -> list[PolicyRow]:
         """Store the rows not stored yet; return them (duplicates in ``rows`` count once)."""
-        batch = self._checked(rows, "row")
+        batch = checked_rows(self.arities, rows, "row")
         if not batch:
             return []
 
-        def work(connection: Connection) -> tuple[list[PolicyRow], bool]:
+        def work(connection: Connection, _version: int) -> tuple[list[PolicyRow], bool]:
             stored = set(find_rows(connection, self._rules, batch))
             added = self._insert_new(connection, batch, stored)
             return added, bool(added)
@@ -197,11 +230,11 @@ class DatabaseStore:
         ``remove([p(alice,data1,read), p(bob,data2,write)])`` never touches
         ``p(alice,data2,write)`` (sqlalchemy-adapter's ``remove_policies`` deletes it).
         """
-        batch = list(dict.fromkeys(self._checked(rows, "row")))
+        batch = list(dict.fromkeys(checked_rows(self.arities, rows, "row")))
         if not batch:
             return []
 
-        def work(connection: Connection) -> tuple[list[PolicyRow], bool]:
+        def work(connection: Connection, _version: int) -> tuple[list[PolicyRow], bool]:
             stored = find_rows(connection, self._rules, batch)
             delete_ids(connection, self._rules, [i for ids in stored.values() for i in ids])
             return [row for row in batch if row in stored], bool(stored)
@@ -218,18 +251,21 @@ class DatabaseStore:
         :raises PolicyError: the lists differ in length or an old row is not stored; then
             nothing is changed.
         """
-        olds, news = self._checked(old_rows, "old row"), self._checked(new_rows, "new row")
+        olds, news = (
+            checked_rows(self.arities, old_rows, "old row"),
+            checked_rows(self.arities, new_rows, "new row"),
+        )
         if len(olds) != len(news):
             raise PolicyError(f"update needs as many new rows as old ones ({len(olds)})")
 
-        def work(connection: Connection) -> tuple[None, bool]:
+        def work(connection: Connection, _version: int) -> tuple[None, bool]:
             changed = False
             for number, (old, new) in enumerate(zip(olds, news, strict=True), start=1):
                 if old == new:
                     continue
                 found = find_rows(connection, self._rules, [old, new])
                 if old not in found:
-                    raise PolicyError(f"old row {number} is not stored: {_show(old)}")
+                    raise PolicyError(f"old row {number} is not stored: {format_line(old)}")
                 first, *others = found[old]
                 if new in found:
                     others.append(first)
@@ -265,17 +301,26 @@ class DatabaseStore:
             if value != ""
         ]
 
-        def work(connection: Connection) -> tuple[list[PolicyRow], bool]:
+        def work(connection: Connection, _version: int) -> tuple[list[PolicyRow], bool]:
             records = connection.execute(select_rows(self._rules).where(*conditions)).all()
             delete_ids(connection, self._rules, [record.id for record in records])
             return [stored_row(record) for record in records], bool(records)
 
         return self._write("remove rows", work)
 
+    def remove_subject(self, login: str, also: Callable[[Connection], T]) -> T:
+        """Delete the rows whose first value is ``login`` and run ``also``: one transaction."""
+
+        def work(connection: Connection, _version: int) -> tuple[T, bool]:
+            delete_subject(connection, self._rules, login)
+            return also(connection), True  # committed even when no rule went: ``also`` wrote
+
+        return self._write("remove a subject", work)
+
     def replace_all(self, rows: Iterable[PolicyRow]) -> int:
         """Make ``rows`` the whole policy (``import --replace``); return how many are stored."""
         # Checked whole first, so that a bad row is reported before the table is emptied.
-        return self.import_rows(self._checked(rows, "row"), replace=True)
+        return self.import_rows(checked_rows(self.arities, rows, "row"), replace=True)
 
     def import_rows(
         self,
@@ -297,14 +342,14 @@ class DatabaseStore:
             raise ValueError("batch_size must be at least 1")
         iterator = iter(rows)
 
-        def work(connection: Connection) -> tuple[int, bool]:
+        def work(connection: Connection, _version: int) -> tuple[int, bool]:
             deleted = connection.execute(delete(self._rules)).rowcount if replace else 0
             # One scan of the stored rows up front instead of a lookup per batch, each of which
             # may scan the table: 0.7 s instead of 18 s for 100k rows on PostgreSQL.
             seen = set() if replace else stored_rows(connection, self._rules)
             added = read = 0
             while batch := list(islice(iterator, batch_size)):
-                checked = self._checked(batch, "row", start=read + 1)
+                checked = checked_rows(self.arities, batch, "row", start=read + 1)
                 read += len(batch)
                 added += len(self._insert_new(connection, checked, seen))
                 if progress is not None:
@@ -323,13 +368,18 @@ class DatabaseStore:
         except SQLAlchemyError as error:
             raise PolicyError(self._failed(action, error), original_error=error) from None
 
-    def _write(self, action: str, work: Callable[[Connection], tuple[T, bool]]) -> T:
+    def _write(self, action: str, work: Callable[[Connection, int], tuple[T, bool]]) -> T:
         """Run ``work`` in one transaction that bumps the version first; roll back a no-op."""
         try:
             with self._lock, self.engine.connect() as connection:
                 with connection.begin() as transaction:
-                    self._bump(connection)
-                    result, changed = work(connection)
+                    if connection.dialect.name == "sqlite":
+                        # The write lock now, not at the first write: pysqlite's own BEGIN is
+                        # DEFERRED. (It sends none once a transaction is open.)
+                        connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    result, changed = work(
+                        connection, bump_version(connection, self._versions, self._rules.name)
+                    )
                     if not changed:
                         transaction.rollback()
                 return result
@@ -338,45 +388,6 @@ class DatabaseStore:
 
     def _failed(self, action: str, error: BaseException) -> str:
         return f"cannot {action} in {self.url}: {describe_error(error, self.engine.url)}"
-
-    def _version(self, connection: Connection) -> int:
-        versions = self._versions
-        query = select(versions.c.version).where(versions.c.name == self._rules.name)
-        return int(connection.execute(query).scalar() or 0)
-
-    def _bump(self, connection: Connection) -> None:
-        versions = self._versions
-        query = update(versions).where(versions.c.name == self._rules.name)
-        if not connection.execute(query.values(version=versions.c.version + 1)).rowcount:
-            # The row was deleted by hand (or create=False on a new table): start it again.
-            connection.execute(insert(versions).values(name=self._rules.name, version=1))
-
-    def _parse(self, record: Any, arities: Mapping[str, int] | None) -> PolicyRow:
-        values = record[2:]
-        used = [value for value in values if value is not None]
-        try:
-            if values[len(used) :].count(None) != MAX_VALUES - len(used):
-                raise ValueError("a NULL value comes before a non-NULL one")
-            if record.ptype is None:
-                raise ValueError("ptype is NULL")
-            if not used:
-                raise ValueError("no values")
-            known = {record.ptype: len(used)} if arities is None else arities
-            return check_row(record.ptype, used, known)
-        except ValueError as error:
-            raise PolicyError(f"{self._rules.name} id {record.id}: {error}") from None
-
-    def _checked(self, rows: Iterable[PolicyRow], name: str, start: int = 1) -> list[PolicyRow]:
-        """Validate every row before anything is written; errors name the row's position."""
-        checked: list[PolicyRow] = []
-        for number, row in enumerate(rows, start=start):
-            try:
-                if not isinstance(row, PolicyRow):
-                    raise ValueError(f"expected a PolicyRow, got {type(row).__name__}")
-                checked.append(check_row(row.ptype, row.values, self.arities))
-            except ValueError as error:
-                raise PolicyError(f"{name} {number}: {error}") from None
-        return checked
 
     def _insert_new(
         self, connection: Connection, rows: Sequence[PolicyRow], seen: set[PolicyRow]
@@ -388,7 +399,3 @@ class DatabaseStore:
             # One executemany: the drivers send it as batches, not a round trip per row.
             connection.execute(insert(self._rules), [as_record(row) for row in fresh])
         return fresh
-
-
-def _show(row: PolicyRow) -> str:
-    return ", ".join((row.ptype, *row.values))

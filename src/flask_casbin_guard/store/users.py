@@ -17,11 +17,14 @@ import datetime as dt
 import hmac
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, case, delete, insert, select, update
 
 from ..errors import ConfigurationError, GuardError
+from .database import DatabaseStore
+from .revoked import RevocationStore, stamp_login
 from .schema import check_engine
 from .user_schema import (
     DUMMY_KEY_HASH,
@@ -35,7 +38,6 @@ from .user_schema import (
     hash_secret,
     is_login,
     is_text,
-    jti_key,
     new_api_key,
     parse_api_key,
     select_users,
@@ -69,8 +71,11 @@ class UserStore:
 
     :param engine: the engine of the policy store (:attr:`DatabaseStore.engine
         <flask_casbin_guard.store.database.DatabaseStore.engine>`); it is not disposed here.
-    :param create: create the ``guard_users``, ``guard_api_keys`` and ``guard_revoked_tokens``
-        tables and their indexes when missing.
+    :param create: create the ``guard_users``, ``guard_api_keys``, ``guard_revoked_tokens``
+        and ``guard_login_stamps`` tables and their indexes when missing (a database made
+        before ``guard_login_stamps`` existed gets it at the next start).
+    :param policy: the policy store on the same engine: :meth:`delete` then removes the
+        user's rules in the same transaction.
     :raises ConfigurationError: not an engine, an unusable in-memory engine, or tables of the
         same names but another shape.
     :raises PolicyError: the database cannot be reached or the tables created.
@@ -83,7 +88,9 @@ class UserStore:
     threads write policies and users at the same time.
     """
 
-    def __init__(self, engine: Engine, *, create: bool = True) -> None:
+    def __init__(
+        self, engine: Engine, *, create: bool = True, policy: DatabaseStore | None = None
+    ) -> None:
         if not isinstance(engine, Engine):
             raise ConfigurationError(
                 f"UserStore needs a SQLAlchemy Engine (DatabaseStore.engine), got {engine!r}"
@@ -94,9 +101,17 @@ class UserStore:
         self._db = Transactions(engine)
         #: the database URL with its password masked, safe for logs and messages
         self.url = self._db.url
-        self._users, self._keys, self._revoked = user_tables(MetaData())
+        if policy is not None and policy.engine is not engine:
+            raise ConfigurationError("UserStore and its policy store must share one engine")
+        self._policy = policy
+        self._users, self._keys, _ = user_tables(MetaData())
+        #: revoked token ids and per-login stamps, in the same database
+        self.revocations = RevocationStore(engine, create=create)
         if create:
-            self._db.create((self._users, self._keys, self._revoked))
+            self._db.create((self._users, self._keys))
+        #: called with the login after :meth:`delete` committed (the guard reloads its
+        #: policy and forgets what it remembered of the account)
+        self.on_delete: builtins.list[Callable[[str], object]] = []
 
     def __repr__(self) -> str:
         return f"<UserStore {self.url}>"
@@ -214,18 +229,33 @@ class UserStore:
         return None if value is None else float(value)
 
     def delete(self, login: str) -> bool:
-        """Delete the user and all its API keys; return whether the user existed."""
+        """Delete the user and everything keyed by its login; return whether the user existed.
+
+        In one transaction: the user, its API keys, a stamp voiding every token and session
+        issued so far (kept after the user is gone, so they stay refused), and, with a policy
+        store on this engine, every rule whose first value is the login (its ``g`` roles and
+        the ``p`` rules naming it as subject). A later account of the same login starts with
+        nothing of it.
+        """
         check_login(login)
-        users, keys = self._users, self._keys
+        users, keys, stamps = self._users, self._keys, self.revocations.stamps
+        now = time.time()
 
         def work(connection: Connection) -> bool:
             # The user row first: on PostgreSQL this waits for a create_api_key holding it, so
             # the key delete below then sees that new key (READ COMMITTED reads anew).
             found = connection.execute(delete(users).where(users.c.login == login)).rowcount
             connection.execute(delete(keys).where(keys.c.login == login))
+            stamp_login(connection, stamps, login, now)
             return bool(found)
 
-        return self._db.write("delete a user", work)
+        if self._policy is None:
+            existed = self._db.write("delete a user", work)
+        else:
+            existed = self._policy.remove_subject(login, work)
+        for listener in list(self.on_delete):
+            listener(login)
+        return existed
 
     # -- API keys -----------------------------------------------------------------------------
 
@@ -303,51 +333,60 @@ class UserStore:
         query = update(keys).where(keys.c.key_id == key_id).values(revoked=True)
         return self._db.write("revoke an API key", lambda c: bool(c.execute(query).rowcount))
 
-    # -- revoked tokens -----------------------------------------------------------------------
+    # -- revoked tokens and stamps (see RevocationStore) -------------------------------------
 
     def revoke_jti(self, jti: str, expires_at: float) -> None:
-        """Remember that the token with this id is revoked until ``expires_at`` (epoch
-        seconds); revoking it again keeps the later expiry."""
-        if not isinstance(jti, str) or not jti:
-            raise ValueError("a token id (jti) is a non-empty string")
-        expiry = float(expires_at)
-        if not math.isfinite(expiry):
-            raise ValueError("expires_at must be a finite number of epoch seconds")
-        revoked, stored = self._revoked, jti_key(jti)
-        later = case((revoked.c.expires_at < expiry, expiry), else_=revoked.c.expires_at)
-        extend = update(revoked).where(revoked.c.jti == stored).values(expires_at=later)
+        """Revoke a token id until ``expires_at`` (epoch seconds), keeping a later expiry."""
+        self.revocations.revoke_jti(jti, expires_at)
 
-        def work(connection: Connection) -> None:
-            # UPDATE first, INSERT when nothing was there: portable, and a write first.
-            if not connection.execute(extend).rowcount:
-                connection.execute(insert(revoked).values(jti=stored, expires_at=expiry))
+    def claim(self, jti: str, expires_at: float) -> bool:
+        """Revoke a token id atomically: ``True`` only for the first caller (a refresh)."""
+        return self.revocations.claim(jti, expires_at)
 
-        # Two threads revoking the same new jti may both insert; the loser tries again and
-        # then finds the row.
-        self._db.write("revoke a token", work, conflict=lambda: None)
-
-    def is_revoked(self, jti: str) -> bool:
-        """Whether the token with this id was revoked."""
-        if not isinstance(jti, str) or not jti:
-            return False  # revoke_jti refuses such ids, so none is stored
-        revoked = self._revoked
-        query = select(revoked.c.jti).where(revoked.c.jti == jti_key(jti))
-        with self._db.reading("check a token id") as connection:
-            return connection.execute(query).first() is not None
+    def is_revoked(self, *jtis: str) -> bool:
+        return self.revocations.is_revoked(*jtis)
 
     def purge_expired(self, now: float | None = None) -> int:
-        """Forget revoked tokens that expired before ``now`` (default: the current time);
-        they are refused for their age anyway. Return how many were forgotten."""
-        cutoff = time.time() if now is None else float(now)
-        revoked = self._revoked
-        query = delete(revoked).where(revoked.c.expires_at < cutoff)
-        return self._db.write("purge revoked tokens", lambda c: int(c.execute(query).rowcount))
+        """:meth:`RevocationStore.purge_expired <.revoked.RevocationStore.purge_expired>`."""
+        return self.revocations.purge_expired(now)
+
+    def revoke_login(self, login: str, at: float | None = None) -> None:
+        """Void the credentials ``login`` was issued before ``at`` (default: now), stored user
+        or not; a stored user's ``tokens_valid_after`` moves too, so its record agrees."""
+        check_login(login)
+        when = time.time() if at is None else float(at)
+        users, stamps = self._users, self.revocations.stamps
+        moved = update(users).where(users.c.login == login)
+        moved = moved.values(tokens_valid_after=self._stamp_now(when))
+
+        def work(connection: Connection) -> None:
+            stamp_login(connection, stamps, login, when)
+            connection.execute(moved)
+
+        self._db.write("revoke a login", work)
+
+    def account(self, login: str) -> tuple[bool | None, float | None]:
+        """``(active, stamp)`` in one query: ``active`` is ``None`` for a login not stored;
+        ``stamp`` the later of the user's ``tokens_valid_after`` and the login's stamp
+        (``None`` when neither exists)."""
+        if not is_login(login):
+            return None, None
+        users, stamps = self._users, self.revocations.stamps
+        query = select(
+            select(users.c.active).where(users.c.login == login).scalar_subquery(),
+            select(users.c.tokens_valid_after).where(users.c.login == login).scalar_subquery(),
+            select(stamps.c.valid_after).where(stamps.c.login == login).scalar_subquery(),
+        )
+        with self._db.reading("read an account") as connection:
+            active, user_stamp, login_stamp = connection.execute(query).one()
+        found = [float(value) for value in (user_stamp, login_stamp) if value is not None]
+        return (None if active is None else bool(active)), (max(found) if found else None)
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _stamp_now(self) -> Any:
-        """``tokens_valid_after`` moved to now, never backwards."""
-        now, stamp = time.time(), self._users.c.tokens_valid_after
+    def _stamp_now(self, now: float | None = None) -> Any:
+        """``tokens_valid_after`` moved to ``now`` (default: the time), never backwards."""
+        now, stamp = time.time() if now is None else now, self._users.c.tokens_valid_after
         return case((stamp < now, now), else_=stamp)
 
     def _update_user(self, login: str, action: str, values: dict[str, Any]) -> None:
