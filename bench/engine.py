@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/engine.py            # 1k, 10k and 100k rules (about a minute)
     .venv/bin/python bench/engine.py --quick    # 1k and 10k only
+    .venv/bin/python bench/engine.py --sizes 100000 --shapes rbac --repeat 3   # spread
 
 Two models, both with keyMatch2 objects, as in shared/bench/casbin_enforce.py:
 
@@ -12,10 +13,20 @@ Two models, both with keyMatch2 objects, as in shared/bench/casbin_enforce.py:
 N rules means N ``p`` rules (10 per role: 5 path patterns x GET/POST) plus N/5 ``g`` links
 (20%, one role per user). Requests alternate allowed and denied (another role's path), each
 with its own object id. Every size runs in a fresh child process, so RSS is the whole process:
-interpreter, imports, the parsed rows and one engine. Columns:
+interpreter, imports, the parsed rows and one engine. Times are this process's CPU time
+(``time.process_time``), as in bench/overhead.py: the 2-core VM is shared, and wall-clock rates
+there measure the other jobs as much as this one (they swung 3x between identical runs);
+``--wall`` measures wall-clock time instead.
+Columns:
 
 * pycasbin/s: ``casbin.Enforcer.enforce`` on the same model and rows (few calls at 100k);
-* uncached/s: ``PolicyEngine(cache_size=0)``, every decision evaluated;
+* cold load/s: ``PolicyEngine(cache_size=0)`` right after the load, every request distinct (its
+  own object id) and drawn across the whole rule set (any user, any role's paths), as real
+  traffic from many users on many objects meets the engine; requests are built in batches
+  outside the timed calls;
+* cold reload/s: the same, right after the reload below, on the engine it swapped in;
+* warm/s: the 400 requests of the sample repeated on that engine, every decision evaluated
+  (whatever the engine keeps per pattern stays warm);
 * cached/s: ``PolicyEngine`` with its LRU, the same 400 requests repeated (all hits);
 * load s: CSV read and validated (store/csv.py), then the engine built;
 * reload s: after one rule is appended to the file, the store's reload (read the file, check
@@ -23,22 +34,34 @@ interpreter, imports, the parsed rows and one engine. Columns:
   reload w/o CSV s: its engine build and swap alone, from validated rows;
 * RSS MiB: after the load and after the reload (the larger); peak RSS MiB: the process's high
   water mark (VmHWM) up to the end of the reload, old and new engine alive together;
-* agree: our decisions equal pycasbin's on every request pycasbin was asked.
+* agree: our decisions equal pycasbin's on every request pycasbin was asked (warm and cold).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import inspect
+import itertools
 import json
 import random
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+#: CPU seconds of this process: the work done, whatever else the machine runs meanwhile
+clock = time.process_time
+
+
+def use_wall_clock() -> None:
+    """Measure elapsed time (``--wall``) instead of this process's CPU time."""
+    global clock
+    clock = time.perf_counter
+
 
 MODELS = {
     "rbac": """
@@ -109,6 +132,42 @@ def generate(shape: str, n_rules: int) -> tuple[Rules, Rules, Rules]:
     return p_rules, g_rules, requests
 
 
+def cold_batches(shape: str, n_rules: int, size: int = 250) -> Iterator[Rules]:
+    """Endless batches of distinct requests over the whole rule set, allowed and denied."""
+    rnd = random.Random(7)
+    domains = max(2, n_rules // 1000) if shape == "rbac_dom" else 1
+    per_domain = n_rules // domains
+    roles = max(1, per_domain // (PATHS_PER_ROLE * len(ACTIONS)))
+    users = max(2, per_domain // 5)
+    serial = itertools.count()
+    while True:
+        batch: Rules = []
+        for _ in range(size // 2):
+            dom = (f"dom{rnd.randrange(domains)}",) if shape == "rbac_dom" else ()
+            user = rnd.randrange(users)
+            role = user % roles
+            other = (role + 1 + rnd.randrange(max(1, roles - 1))) % roles
+            k = rnd.randrange(PATHS_PER_ROLE)
+            act = rnd.choice(ACTIONS)
+            batch.append((f"user{user}", *dom, f"/api/r{role}/res{k}/c{next(serial)}", act))
+            batch.append((f"user{user}", *dom, f"/api/r{other}/res{k}/c{next(serial)}", act))
+        yield batch
+
+
+def cold_rate(call: Callable[..., Any], batches: Iterator[Rules], budget: float) -> float:
+    """Calls per second over fresh requests, for about ``budget`` seconds of calls."""
+    calls = 0
+    elapsed = 0.0
+    while elapsed < budget:
+        batch = next(batches)
+        start = clock()
+        for request in batch:
+            call(*request)
+        elapsed += clock() - start
+        calls += len(batch)
+    return calls / elapsed
+
+
 def rss_mib(field: str = "VmRSS") -> float:
     """This process's resident memory now (``VmHWM``: its peak so far), in MiB."""
     with open("/proc/self/status") as status:
@@ -123,12 +182,12 @@ def rate(call: Callable[..., Any], requests: Sequence[tuple[str, ...]], budget: 
     best = 0.0
     for _ in range(2):
         calls = 0
-        start = time.perf_counter()
+        start = clock()
         while True:
             for request in requests:
                 call(*request)
             calls += len(requests)
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             if elapsed >= budget / 2:
                 break
         best = max(best, calls / elapsed)
@@ -160,15 +219,19 @@ def run_case(shape: str, n_rules: int, folder: Path) -> dict[str, Any]:
     rss_start = rss_mib()
 
     store = CsvStore(path, arities)
-    started = time.perf_counter()
+    # Engines that can derive a reload from the engine they replace take it as ``previous``
+    # (the path guard.policies.reload takes); older ones build from scratch.
+    derive = "previous" in inspect.signature(PolicyEngine).parameters
+    started = clock()
     rows = store.load()
-    parsed = time.perf_counter()
+    parsed = clock()
     holder = EngineHolder(PolicyEngine(model, rows, source=shape, cache_size=0))
-    loaded = time.perf_counter()
+    loaded = clock()
     del rows
     assert holder.engine.fast, holder.engine.reason
-    uncached = rate(holder.engine.enforce, requests, 1.0)
     rss_loaded = rss_mib()
+    batches = cold_batches(shape, n_rules)
+    cold_load = cold_rate(holder.engine.enforce, batches, 1.0)
 
     # A reload as a watcher triggers it after one change: the store reads the file and checks
     # the changed line (lines validated by the last load are not checked again), build, swap.
@@ -178,12 +241,16 @@ def run_case(shape: str, n_rules: int, folder: Path) -> dict[str, Any]:
             if shape != "rbac_dom"
             else "p, newcomer, d0, /new/:id, GET\n"
         )
-    reload_started = time.perf_counter()
+    gc.collect()
+    reload_started = clock()
     fresh = store.load()
-    reparsed = time.perf_counter()
-    holder.swap(PolicyEngine(model, fresh, source=shape, cache_size=0))
-    reloaded = time.perf_counter()
+    reparsed = clock()
+    extra: dict[str, Any] = {"previous": holder.engine} if derive else {}
+    holder.swap(PolicyEngine(model, fresh, source=shape, cache_size=0, **extra))
+    reloaded = clock()
     del fresh
+    cold_reload = cold_rate(holder.engine.enforce, batches, 1.0)
+    warm = rate(holder.engine.enforce, requests, 1.0)
     gc.collect()
     rss_reloaded = rss_mib()
     rss_peak = rss_mib("VmHWM")  # before pycasbin's enforcer below adds its own copy
@@ -201,7 +268,8 @@ def run_case(shape: str, n_rules: int, folder: Path) -> dict[str, Any]:
 
     reference = casbin.Enforcer(parse_model(model, shape), Rows())
     # pycasbin costs ~3.5 us per rule per call: about one second per pass over the sample
-    sample = requests[: max(6, min(len(requests), 300_000 // n_rules))]
+    count = max(6, min(len(requests), 300_000 // n_rules))
+    sample = requests[:count] + next(batches)[:count]
     reference_rate = rate(reference.enforce, sample, 1.0)
     agree = all(
         ours.explain(*request) == tuple_result(reference.enforce_ex(*request)) for request in sample
@@ -210,7 +278,9 @@ def run_case(shape: str, n_rules: int, folder: Path) -> dict[str, Any]:
         "shape": shape,
         "rules": n_rules,
         "pycasbin": reference_rate,
-        "uncached": uncached,
+        "cold_load": cold_load,
+        "cold_reload": cold_reload,
+        "warm": warm,
         "cached": cached,
         "csv": parsed - started,
         "load": loaded - started,
@@ -231,37 +301,56 @@ def tuple_result(result: Any) -> tuple[bool, tuple[str, ...]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1k and 10k rules only")
+    parser.add_argument("--sizes", help="comma-separated rule counts (default 1k,10k,100k)")
+    parser.add_argument("--shapes", help=f"comma-separated models among {', '.join(MODELS)}")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per case (spread)")
+    parser.add_argument("--wall", action="store_true", help="wall-clock time, not CPU time")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # child mode: shape:rules:folder
     args = parser.parse_args()
+    if args.wall:
+        use_wall_clock()
     if args.case:
         shape, rules, folder = args.case.split(":", 2)
         print(json.dumps(run_case(shape, int(rules), Path(folder))))
         return
-    sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
+    sizes: Sequence[int] = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
+    if args.sizes:
+        sizes = [int(size) for size in args.sizes.split(",")]
+    shapes = args.shapes.split(",") if args.shapes else list(MODELS)
     results = []
-    for shape in MODELS:
+    for shape in shapes:
         for size in sizes:
-            print(f"running {shape} at {size:,} rules...", file=sys.stderr, flush=True)
             with tempfile.TemporaryDirectory() as folder:
                 write_case(shape, size, Path(folder))
-                child = subprocess.run(  # noqa: S603 - this script, fixed arguments
-                    [sys.executable, __file__, "--case", f"{shape}:{size}:{folder}"],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-            results.append(json.loads(child.stdout))
+                for run in range(args.repeat):
+                    print(f"running {shape} at {size:,} rules ({run + 1})...", file=sys.stderr)
+                    # a fresh copy of the file: each run reloads after the same one change
+                    case = Path(folder, f"run{run}")
+                    case.mkdir()
+                    for name in ("policy.csv", "requests.json"):
+                        Path(case, name).write_bytes(Path(folder, name).read_bytes())
+                    child = subprocess.run(  # noqa: S603 - this script, fixed arguments
+                        [sys.executable, __file__, "--case", f"{shape}:{size}:{case}"]
+                        + (["--wall"] if args.wall else []),
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    )
+                    results.append(json.loads(child.stdout))
     header = (
-        "| model | p rules | pycasbin/s | uncached/s | cached/s | uncached/pycasbin "
-        "| load s | reload s | reload w/o CSV s | RSS MiB | peak RSS MiB | agree |"
+        "| model | p rules | pycasbin/s | cold load/s | cold reload/s | warm/s | cached/s "
+        "| cold/pycasbin | cold/warm | load s | reload s | reload w/o CSV s | RSS MiB "
+        "| peak RSS MiB | agree |"
     )
     print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
     for r in results:
+        cold = min(r["cold_load"], r["cold_reload"])
         print(
-            f"| {r['shape']} | {r['rules']:,} | {r['pycasbin']:,.1f} | {r['uncached']:,.0f} "
-            f"| {r['cached']:,.0f} | {r['uncached'] / r['pycasbin']:,.0f}x | {r['load']:.2f} "
-            f"| {r['reload']:.2f} | {r['build']:.2f} | {r['rss']:.0f} | {r['peak']:.0f} "
+            f"| {r['shape']} | {r['rules']:,} | {r['pycasbin']:,.1f} | {r['cold_load']:,.0f} "
+            f"| {r['cold_reload']:,.0f} | {r['warm']:,.0f} | {r['cached']:,.0f} "
+            f"| {cold / r['pycasbin']:,.0f}x | {cold / r['warm']:.2f} | {r['load']:.2f} "
+            f"| {r['reload']:.3f} | {r['build']:.3f} | {r['rss']:.0f} | {r['peak']:.0f} "
             f"| {'yes' if r['agree'] else 'NO'} |"
         )
 

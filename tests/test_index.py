@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import re
 import threading
 from typing import Any
 
@@ -134,9 +135,11 @@ def test_check_role_depth_accepts_nine_links_and_refuses_ten() -> None:
 
 # --- patterns -------------------------------------------------------------------------------
 
-PATH_CHARS = st.sampled_from([*"/ab1:*.{}()[]?+$^\\|-_\n", "/*", ":id", "{id}", "**", "(.*)"])
+PATH_CHARS = st.sampled_from(
+    [*"/ab1:*.{}()[]?+$^\\|-_\n,!", "/*", ":id", "{id}", "**", "(.*)", "{a,b}", "[ab]", "/**"]
+)
 PATTERNS = st.lists(PATH_CHARS, max_size=8).map("".join)
-KEYS = st.lists(st.sampled_from([*"/ab1.:?=-\n", "/a", "/b/", "x"]), max_size=8).map("".join)
+KEYS = st.lists(st.sampled_from([*"/ab1.:?=-\n", "/a", "/b/", "x", ".a"]), max_size=8).map("".join)
 
 
 def _reference(name: str, key: str, pattern: str) -> tuple[str, Any]:
@@ -155,15 +158,18 @@ def _reference(name: str, key: str, pattern: str) -> tuple[str, Any]:
 def test_pattern_functions_equal_pycasbin(name: str, pattern: str, keys: list[str]) -> None:
     function = PatternFunction(name, BUILTINS[name])
     try:
-        function.check(pattern)
+        function.prepare([pattern])
     except InvalidPattern:
         return  # the engine falls back to pycasbin for such policies
-    for key in [*keys, pattern, pattern + "\n", pattern + "?q=1"]:
+    head = function.head(pattern)
+    for key in [*keys, pattern, pattern + "\n", pattern + "?q=1", pattern.replace("*", "x/y")]:
         expected = _reference(name, key, pattern)
-        assert expected[0] == "ok", (key, pattern, expected)  # check() promised no error
+        assert expected[0] == "ok", (key, pattern, expected)  # prepare() promised no error
         assert function.match(key, pattern) is expected[1], (key, pattern)
         if function.literal(pattern):
             assert (pattern in function.lookup_keys(key)) is expected[1], (key, pattern)
+        if expected[1]:  # the prefix index files the pattern under a head every match has
+            assert function.request_key(key).startswith(head), (key, pattern, head)
 
 
 @pytest.mark.parametrize(
@@ -202,12 +208,19 @@ def test_pattern_quirks_are_pycasbin_quirks() -> None:
         PatternFunction("ipMatch", BUILTINS["keyMatch"])
 
 
-def test_check_all_proves_plain_key_match2_patterns_without_compiling() -> None:
+def test_prepare_builds_regex_free_matchers_and_hands_them_over() -> None:
     function = PatternFunction("keyMatch2", BUILTINS["keyMatch2"])
-    function.check_all(f"/api/r{i}/res/:id" for i in range(1000))
-    assert function._compiled == {}  # nothing compiled until first use
+    function.prepare(f"/api/r{i}/res/:id" for i in range(1000))
+    assert len(function.prepared) == 1000
+    # the usual patterns need no regular expression: nothing for re to compile
+    assert not any(isinstance(arg, re.Pattern) for _, arg in function.prepared.values())
     with pytest.raises(InvalidPattern):
-        function.check_all(["/ok/:id", "/bad/(x"])
+        function.prepare(["/ok/:id", "/bad/(x"])
+    # the next engine's function takes over what this one prepared, and only what it uses
+    following = PatternFunction("keyMatch2", BUILTINS["keyMatch2"], reuse=function.prepared)
+    following.prepare(["/api/r1/res/:id", "/new/:id"])
+    assert following.prepared["/api/r1/res/:id"] is function.prepared["/api/r1/res/:id"]
+    assert set(following.prepared) == {"/api/r1/res/:id", "/new/:id"}
 
 
 # --- matcher --------------------------------------------------------------------------------

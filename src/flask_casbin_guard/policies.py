@@ -184,6 +184,7 @@ class PolicyManager:
 
     # -- internals ----------------------------------------------------------------------------
     def _engine(self, rows: builtins.list[PolicyRow]) -> PolicyEngine:
+        # The current engine hands over what a change leaves as it was (see PolicyEngine).
         return PolicyEngine(
             self.model_text,
             rows,
@@ -191,6 +192,7 @@ class PolicyManager:
             functions=self.functions,
             cache_size=self.cache_size,
             cache_bytes=self.cache_bytes,
+            previous=self.holder.engine,
         )
 
     def rebuild(self) -> None:

@@ -33,12 +33,14 @@ def build_index(
     builtins: Mapping[str, Callable[..., Any]],
     functions: Mapping[str, Callable[..., Any]],
     evaluator: EvaluatorFactory,
+    reuse: Mapping[str, PatternFunction] | None = None,
 ) -> IndexedPolicy:
     """An :class:`IndexedPolicy` for ``model`` and ``rows``.
 
     :param graphs: the role graphs of :func:`role_graphs`.
     :param builtins: pycasbin's function map (``FunctionMap.load_function_map()``).
     :param functions: the custom matcher functions; they replace built-ins of the same name.
+    :param reuse: a previous engine's pattern functions: patterns it prepared are not again.
     :raises Unsupported: when the model or the policy is outside what the index reproduces.
     """
     if "m" not in model["m"]:
@@ -55,7 +57,15 @@ def build_index(
     # The map pycasbin evaluates with: built-ins, then custom functions, then g functions.
     names: dict[str, Callable[..., Any]] = {**builtins, **functions}
     names.update({name: _g_function(graph) for name, graph in graphs.items()})
-    return IndexedPolicy(
+    reuse = reuse or {}
+    patterns = {
+        name: PatternFunction(
+            name, builtins[name], reuse=reuse[name].prepared if name in reuse else None
+        )
+        for name in vocabulary.patterns
+    }
+    reordered = _reordered(model)
+    index = IndexedPolicy(
         plan,
         sorted_rules(model, rows),
         request_tokens=vocabulary.request,
@@ -63,9 +73,11 @@ def build_index(
         effect=model["e"]["e"].value,
         matcher=matcher,
         roles=graphs,
-        patterns={name: PatternFunction(name, builtins[name]) for name in vocabulary.patterns},
+        patterns=patterns,
         evaluate=Evaluator(names, evaluator),
     )
+    index.in_row_order = not reordered
+    return index
 
 
 def role_graphs(model: Any, rows: Sequence[PolicyRow]) -> dict[str, RoleGraph]:
@@ -92,9 +104,7 @@ def sorted_rules(model: Any, rows: Sequence[PolicyRow]) -> list[tuple[str, ...]]
     known = set(model["p"]) | (set(model["g"]) if "g" in model.keys() else set())  # noqa: SIM118
     if not {row.ptype for row in rows} <= known:
         raise Unsupported("rows of a ptype the model does not define")
-    tokens = model["p"]["p"].tokens
-    subject_priority = model["e"]["e"].value == "subjectPriority(p_eft) || deny"
-    if "p_priority" not in tokens and not subject_priority:
+    if not _reordered(model):
         return [row.values for row in rows if row.ptype == "p"]
     for row in rows:
         model.model[row.ptype[0]][row.ptype].policy.append(row.values)
@@ -102,6 +112,12 @@ def sorted_rules(model: Any, rows: Sequence[PolicyRow]) -> list[tuple[str, ...]]
     model.sort_policies_by_subject_hierarchy()
     model.sort_policies_by_priority()
     return [tuple(values) for values in model["p"]["p"].policy]
+
+
+def _reordered(model: Any) -> bool:
+    """Whether pycasbin sorts this model's ``p`` rules (by priority or subject hierarchy)."""
+    subject_priority = model["e"]["e"].value == "subjectPriority(p_eft) || deny"
+    return "p_priority" in model["p"]["p"].tokens or subject_priority
 
 
 class Evaluator:

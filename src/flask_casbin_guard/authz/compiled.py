@@ -97,7 +97,7 @@ def check_columns(
     rules: Sequence[tuple[str, ...]],
     patterns: Mapping[str, PatternFunction],
 ) -> None:
-    """Check every pattern the safe terms will evaluate: none may ever raise.
+    """Check and prepare every pattern the safe terms will evaluate: none may ever raise.
 
     :raises Unsupported: naming the first pattern pycasbin would fail on.
     """
@@ -120,7 +120,7 @@ def check_columns(
             pattern = classify.leaf(call.args[1])
             try:
                 if pattern.kind == "const":
-                    function.check(pattern.text)
+                    function.prepare((pattern.text,))
                 elif pattern.kind == "p":
                     uses.add((call.func.id, pattern.index))
             except InvalidPattern as error:
@@ -128,7 +128,7 @@ def check_columns(
     for name, column in uses:
         function = patterns[name]
         try:
-            function.check_all({rule[column] for rule in rules})
+            function.prepare({rule[column] for rule in rules})
         except InvalidPattern as error:
             raise Unsupported(f"a policy rule has an invalid pattern: {error}") from None
 
@@ -188,8 +188,15 @@ class _Builder:
                 return lambda r, p: graph.has_link(user(r, p), role(r, p), "")
             domain = args[2]
             return lambda r, p: graph.has_link(user(r, p), role(r, p), str(domain(r, p)))
-        match = self.patterns[name].match
+        function = self.patterns[name]
         key, pattern = args
+        source = self.leaf(node.args[1])
+        if source.kind == "const":
+            # Prepared at load (check_columns): nothing per request but the call.
+            test, argument = function.matcher(source.text)
+            wanted = function.request_key
+            return lambda r, p: test(wanted(key(r, p)), argument)
+        match = function.match
         return lambda r, p: match(key(r, p), pattern(r, p))
 
     def _compare(self, node: ast.Compare) -> Fn:

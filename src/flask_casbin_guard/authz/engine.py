@@ -7,6 +7,9 @@ sees a half-loaded policy (pycasbin's in-place ``load_policy`` gives wrong denia
 Decisions go through the indexed evaluator (:mod:`.index`) when it recognises the model: it
 gives pycasbin's answers while visiting only candidate rules. Other models, and the rare request
 the evaluator cannot reproduce exactly, go to a pycasbin ``Enforcer``.
+
+Built with ``previous=`` (the engine it replaces), an engine refiles only the ``p`` rows that
+changed (:mod:`.delta`), or else builds anew with the pattern matchers ``previous`` prepared.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from ..errors import PolicyError
 from ..memo import BoundedMemo
 from ..store.csv import PolicyRow
 from .assemble import build_index, paused_gc, role_graphs
+from .bounded import bound
 from .checks import check_eval_rules, unknown_functions
+from .delta import derive_index
+from .holder import EngineHolder
 from .index import IndexedPolicy
 from .matcher import Unsupported, matcher_problem
 from .roles import MAX_ROLE_DEPTH, RoleGraph, check_role_depth
@@ -54,6 +60,12 @@ DECISION_CACHE_BYTES = 16 << 20
 
 #: matcher functions whose answer depends on more than the request (the clock)
 _IMPURE_FUNCTIONS = ("timeMatch",)
+
+#: what an engine derived from a previous one takes over unchanged (see PolicyEngine)
+_KEPT = (
+    *("request_tokens", "arities", "policy_tokens", "has_roles", "roles", "_members"),
+    *("cacheable", "_graphs", "_check_eval", "unknown_functions"),
+)
 
 _CASBIN_LOGGERS = ("casbin", "casbin.enforcer", "casbin.policy", "casbin.role")
 _construct_lock = threading.Lock()
@@ -148,6 +160,7 @@ class PolicyEngine:
     :param cache_size: decisions remembered (LRU); 0 turns the cache off.
     :param cache_bytes: bytes the remembered decisions (their request values) may hold.
     :param fast: use the indexed evaluator when the model allows it (``False``: always pycasbin).
+    :param previous: the engine this one replaces: what did not change is taken from it.
     """
 
     def __init__(
@@ -160,11 +173,34 @@ class PolicyEngine:
         cache_size: int = DECISION_CACHE_SIZE,
         cache_bytes: int = DECISION_CACHE_BYTES,
         fast: bool = True,
+        previous: PolicyEngine | None = None,
     ) -> None:
         self.model_text = model_text
         self._source = source
         self._functions = dict(functions or {})
-        model = parse_model(model_text, source)
+        self.rows: tuple[PolicyRow, ...] = tuple(rows)
+        # pycasbin parses the matcher with ast.parse on every evaluation, and CPython 3.11's
+        # parser state is not safe across threads (spurious SystemError); its role manager
+        # also mutates on lookup. One pycasbin evaluation at a time per engine.
+        self._lock = threading.Lock()
+        self._reference: Any = None
+        self._index: IndexedPolicy | None = None
+        derived, old = None, previous if fast else None
+        if old is not None and (old.model_text, old._functions) == (model_text, self._functions):
+            old._check_eval(self.rows)  # as a full build would, before anything else changes
+            derived = derive_index(old._index, old.rows, self.rows)
+        if previous is not None and derived is not None:
+            for name in _KEPT:  # same model, same roles: only the index changed
+                setattr(self, name, getattr(previous, name))
+            self.reason, self.fast, self._index = "", True, derived
+        else:
+            self._build(fast, previous)
+        self._cached_explain: Callable[..., tuple[bool, tuple[str, ...]]] = self._explain
+        if cache_size and cache_bytes:
+            self._cached_explain = BoundedMemo(self._explain, cache_size, cache_bytes)
+
+    def _build(self, fast: bool, previous: PolicyEngine | None) -> None:
+        model = parse_model(self.model_text, self._source)
         #: the request tokens in ``request_definition`` order (``("sub", "obj", "act")``)
         self.request_tokens: tuple[str, ...] = tuple(
             token.removeprefix("r_") for token in model["r"]["r"].tokens
@@ -177,7 +213,6 @@ class PolicyEngine:
         }
         #: the model has ``g = _, _``: role declarations can be checked
         self.has_roles = self.arities.get("g") == 2
-        self.rows: tuple[PolicyRow, ...] = tuple(rows)
         grouping = [row.values for row in self.rows if row.ptype == "g"]
         with paused_gc():
             check_role_depth(grouping)
@@ -185,27 +220,23 @@ class PolicyEngine:
         self.roles: frozenset[str] = frozenset(values[1] for values in grouping)
         self._members: frozenset[str] = frozenset(values[0] for values in grouping)
         matcher = model["m"]["m"].value
-        check_eval_rules(matcher, model["p"]["p"].tokens, self.rows)
+        self._check_eval = functools.partial(check_eval_rules, matcher, model["p"]["p"].tokens)
+        self._check_eval(self.rows)
         builtins = FunctionMap.load_function_map().get_functions()
         #: functions the matcher calls that nobody registered: every decision would fail
         self.unknown_functions = unknown_functions(
             matcher, [*builtins, *self._functions, *self.arities]
         )
         #: whether decisions may be cached: not with custom or clock-dependent functions
-        self.cacheable = not functions and not any(f in matcher for f in _IMPURE_FUNCTIONS)
-        # pycasbin parses the matcher with ast.parse on every evaluation, and CPython 3.11's
-        # parser state is not safe across threads (spurious SystemError); its role manager
-        # also mutates on lookup. One pycasbin evaluation at a time per engine.
-        self._lock = threading.Lock()
-        self._reference: Any = None
+        self.cacheable = not self._functions and not any(f in matcher for f in _IMPURE_FUNCTIONS)
         self._graphs: dict[str, RoleGraph] = {}
-        self._index: IndexedPolicy | None = None
         #: why the indexed evaluator is not used ("" when it is)
         self.reason = "disabled by the caller" if not fast else ""
         try:
             get_effector(model["e"]["e"].value)
         except Exception as error:  # pycasbin raises a bare RuntimeError
             raise PolicyError(f"cannot load the policy: {error}", original_error=error) from None
+        earlier = previous._index if previous is not None else None
         try:
             with paused_gc():
                 self._graphs = role_graphs(model, self.rows)
@@ -217,6 +248,7 @@ class PolicyEngine:
                         builtins=builtins,
                         functions=self._functions,
                         evaluator=lambda names: SimpleEval("", names),
+                        reuse=earlier.patterns if earlier is not None else None,
                     )
         except Unsupported as error:
             self.reason = self.reason or str(error)
@@ -228,20 +260,19 @@ class PolicyEngine:
             log.info(
                 "Casbin model %s: no term of the matcher narrows the rules; every decision "
                 "evaluates each of the %d rules",
-                source,
+                self._source,
                 len(self._index.rules),
             )
         if not self.fast:
             if fast:
                 log.warning(
                     "Casbin model %s: %s; every decision will scan the whole policy (pycasbin)",
-                    source,
+                    self._source,
                     self.reason,
                 )
-            self._reference = _build_enforcer(model_text, source, self.rows, self._functions)
-        self._cached_explain: Callable[..., tuple[bool, tuple[str, ...]]] = self._explain
-        if cache_size and cache_bytes:
-            self._cached_explain = BoundedMemo(self._explain, cache_size, cache_bytes)
+            self._reference = _build_enforcer(
+                self.model_text, self._source, self.rows, self._functions
+            )
 
     def enforce(self, *rvals: Any) -> bool:
         """pycasbin's answer for the request values, in ``request_definition`` order.
@@ -329,25 +360,6 @@ class PolicyEngine:
         return [row for row in self.rows if ptype is None or row.ptype == ptype]
 
 
-class EngineHolder:
-    """The current engine of one app; replaced whole, never modified in place."""
-
-    def __init__(self, engine: PolicyEngine) -> None:
-        self._engine = engine
-        self.generation = 0
-
-    @property
-    def engine(self) -> PolicyEngine:
-        """The engine to use for one whole request."""
-        return self._engine
-
-    def swap(self, engine: PolicyEngine) -> None:
-        """Make ``engine`` current; requests already running keep the one they took."""
-        # One reference assignment: a request uses either the old or the new engine, whole.
-        self._engine = engine
-        self.generation += 1
-
-
 def _build_enforcer(
     model_text: str,
     source: str,
@@ -376,38 +388,5 @@ def _build_enforcer(
     for name, function in functions.items():
         enforcer.add_function(name, function)
     for manager in enforcer.rm_map.values():
-        _bound(manager)
+        bound(manager, RoleManager, DomainManager)
     return enforcer
-
-
-def _bound(manager: Any) -> None:
-    """Stop a role manager from storing every unknown name it is asked about.
-
-    ``RoleManager.has_link`` creates a ``Role`` for both names when absent, and
-    ``DomainManager`` a whole role manager per unknown domain. A name (or domain) that is not
-    there yet has no links, so the answer is just whether the names are equal: the wrapped
-    methods return that without storing anything, and defer to pycasbin otherwise.
-    """
-    if type(manager) is RoleManager and manager.matching_func is None:
-        manager.has_link = functools.partial(_has_link, manager)
-    elif type(manager) is DomainManager and manager.domain_matching_func is None:
-        manager.has_link = functools.partial(_domain_has_link, manager)
-
-
-def _has_link(manager: Any, name1: Any, name2: Any, *domain: Any) -> bool:
-    if type(name1) is not str:
-        return bool(RoleManager.has_link(manager, name1, name2, *domain))
-    user = manager.all_roles.get(name1)
-    if user is None:
-        return bool(name2 == name1)
-    return bool(manager._has_link(name2, [user], manager.max_hierarchy_level))
-
-
-def _domain_has_link(manager: Any, name1: Any, name2: Any, *domain: Any) -> bool:
-    key = manager._get_domain(*domain)
-    if type(name1) is not str:
-        return bool(DomainManager.has_link(manager, name1, name2, *domain))
-    if key not in manager.rm_map and key not in manager.all_links:
-        return bool(name2 == name1)
-    # The per-domain manager compares names for equality, which creates nothing new.
-    return _has_link(manager._get_role_manager(*domain), name1, name2)

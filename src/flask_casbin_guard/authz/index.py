@@ -7,6 +7,10 @@ rules: at load it files the rules in a hash map keyed by the columns the matcher
 small map per bucket). A request looks up its buckets, sorts the candidates back into policy
 order and evaluates them as pycasbin would (:mod:`.scan`), early exit included.
 
+A reload after a small change derives the next index from this one (:meth:`derived`): the
+changed rules' buckets are copied and refiled, removed rules leave an empty slot, and the
+patterns already prepared are shared; a full build compacts the slots again.
+
 Skipping a rule is exact only when pycasbin's evaluation of it yields ``False`` without raising:
 the index terms used must come before any term that could raise or return a non-bool. Requests
 that break this (an attribute missing on an ABAC object, say) scan every rule instead; values the
@@ -15,11 +19,13 @@ evaluator cannot reproduce exactly raise :class:`Delegate` so the engine asks py
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain, product
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any
 
+from .buckets import Change, file_patterns, file_rules, match_patterns, refile
 from .compiled import check_columns, compile_safe, key_lookup, strings_used
 from .matcher import (
     EqTerm,
@@ -74,13 +80,12 @@ class IndexedPolicy:
         patterns: Mapping[str, PatternFunction],
         evaluate: Evaluate,
     ) -> None:
-        # pycasbin raises "invalid policy size" on reaching such a rule: let it.
-        if {len(rule) for rule in rules} - {len(policy_tokens)} or not {
-            type(value) for value in chain.from_iterable(rules)
-        } <= {str}:
-            raise Unsupported("a policy rule has the wrong number of values (or a non-string)")
-        self.rules = rules
+        _check_rules(rules, policy_tokens)
+        #: the rules in pycasbin's order; ``()`` marks the slot of a rule a reload removed
+        self.rules: list[tuple[str, ...]] = list(rules)
         self._plan = plan
+        self._matcher = matcher
+        self._patterns = patterns
         self._r_tokens = tuple(request_tokens)
         self._p_tokens = tuple(policy_tokens)
         self._evaluate = evaluate
@@ -90,18 +95,18 @@ class IndexedPolicy:
         )
         self._deny_override = effect == "!some(where (p_eft == deny))"
         self._has_eval = bool(plan.eval_columns)
-        self._kinds = bytes(len(rules))  # ALLOW: rules without p_eft allow
-        if "p_eft" in self._p_tokens:
-            eft = self._p_tokens.index("p_eft")
-            kinds = {"allow": ALLOW, "deny": DENY}
-            self._kinds = bytes(kinds.get(rule[eft], INDETERMINATE) for rule in rules)
+        eft = self._p_tokens.index("p_eft") if "p_eft" in self._p_tokens else -1
+        self._kind_of: Callable[[tuple[str, ...]], int] = (
+            (lambda rule: _KINDS.get(rule[eft], INDETERMINATE)) if eft >= 0 else _allow
+        )
+        self._kinds = bytes(map(self._kind_of, rules)) if eft >= 0 else bytes(len(rules))
         check_columns(plan, rules, patterns)
         #: request positions the compiled terms read as strings
         self._strings = strings_used(plan)
         self._build_index(plan, rules, roles, patterns)
         self._program = Program(
             plan=plan,
-            rules=rules,
+            rules=self.rules,
             terms=compile_safe(plan, roles, patterns),
             evaluate=evaluate,
             request_tokens=self._r_tokens,
@@ -109,6 +114,14 @@ class IndexedPolicy:
             eval_nodes=eval_nodes(plan, matcher, rules) if self._has_eval else [],
             used=self._used,
         )
+        #: whether the rules keep the order of the policy's ``p`` rows (no priority sorting)
+        self.in_row_order = True
+        #: empty slots, and the slot of each rule in policy order (``None``: slot = position)
+        self._holes = 0
+        self._slots: list[int] | None = None
+        self._live: list[int] | None = None
+        #: rules changed by derivations since the last full build (see derived)
+        self._churn = 0
 
     # -- building ---------------------------------------------------------------------------
 
@@ -143,45 +156,93 @@ class IndexedPolicy:
         self._used = frozenset(used)
         #: every term is an index term: each candidate matches, nothing to evaluate
         self._trivial = len(self._used) == len(plan.terms)
+        #: nothing to evaluate per request either: every candidate matches as found
+        self._direct = self._trivial and not plan.before and not plan.after
         self._last_used = max(used, default=-1)
-        # One flat map: key -> rule indices (ascending), or -> (literal map, pattern map) when a
-        # pattern term splits the bucket. A key is a value, a tuple of values, or "" (no keys).
+        # One flat map: key -> rule numbers (ascending), or -> PatternBucket when a pattern term
+        # splits the bucket. A key is a value, a tuple of values, or "" (no keys).
         columns_used = [term.column for _, term in keys]
-        key_of: Callable[[tuple[str, ...]], Any] = (
+        self._key_of: Callable[[tuple[str, ...]], Any] = (
             itemgetter(*columns_used) if columns_used else (lambda rule: "")
         )
         if self._pattern is None or partition is None:
-            groups: dict[Any, list[int]] = {}
-            for index, key in enumerate(map(key_of, rules)):
-                found = groups.get(key)
-                if found is None:
-                    groups[key] = [index]
-                else:
-                    found.append(index)
-            self._buckets: dict[Any, Any] = groups
+            self._text_of: Callable[[tuple[str, ...]], str] = lambda rule: ""
+            self._buckets: dict[Any, Any] = file_rules(map(self._key_of, rules))
             return
-        literal = self._pattern.literal
-        plain: dict[str, int] = {}  # pattern -> 0 (literal) or 1 (needs matching), memoised
-        split: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
-        text_of = itemgetter(partition[1].column)
-        for index, rule in enumerate(rules):
-            key = key_of(rule)
-            bucket = split.get(key)
-            if bucket is None:
-                bucket = split[key] = ({}, {})
-            text = text_of(rule)
-            side = plain.get(text)
-            if side is None:
-                side = plain[text] = 0 if literal(text) else 1
-            # Mostly one rule per pattern: keep the bare index, a list only when several.
-            found = bucket[side].get(text)
-            if found is None:
-                bucket[side][text] = index
-            elif type(found) is int:
-                bucket[side][text] = [found, index]
+        self._text_of = itemgetter(partition[1].column)
+        self._buckets = file_patterns(
+            map(self._key_of, rules), map(self._text_of, rules), self._pattern
+        )
+
+    def derived(
+        self, start: int, removed: int, added: Sequence[tuple[str, ...]]
+    ) -> IndexedPolicy | None:
+        """This index with ``removed`` rules from the ``start``-th replaced by ``added``.
+
+        Positions count rules in policy order. Copies only what the change touches; ``None``
+        when only a full build gives the answer (rules inserted before others), or should:
+        once the rules changed since the last full build pass 1/8 of them, a full build
+        compacts the empty slots and lets go of the matchers of patterns no longer used.
+
+        :raises Unsupported: as the constructor would for the added rules.
+        """
+        live = len(self.rules) - self._holes
+        if len(added) > removed and start + removed != live:
+            return None  # a rule between two others: no slot for it
+        holes = self._holes + max(0, removed - len(added))
+        churn = self._churn + max(removed, len(added))
+        if live - removed + len(added) == 0 or churn * 8 > len(self.rules):
+            return None
+        _check_rules(added, self._p_tokens)
+        check_columns(self._plan, added, self._patterns)
+        slots = self._slots if self._slots is not None else range(len(self.rules))
+        rules = list(self.rules)
+        kinds = bytearray(self._kinds)
+        evals = list(self._program.eval_nodes)
+        freed = list(slots[start : start + removed])
+        taken = freed[: len(added)] + list(range(len(rules), len(rules) + len(added) - removed))
+        changes: list[Change] = []
+        for slot in freed:
+            changes.append((self._key_of(rules[slot]), self._text_of(rules[slot]), slot, False))
+            rules[slot] = ()
+        for slot, rule in zip(taken, added, strict=True):
+            nodes = eval_nodes(self._plan, self._matcher, [rule])[0] if self._has_eval else ()
+            if slot == len(rules):
+                rules.append(rule)
+                kinds.append(self._kind_of(rule))
+                evals.append(nodes)
             else:
-                found.append(index)
-        self._buckets = split
+                rules[slot] = rule
+                kinds[slot] = self._kind_of(rule)
+                if self._has_eval:
+                    evals[slot] = nodes
+            changes.append((self._key_of(rule), self._text_of(rule), slot, True))
+        result = object.__new__(IndexedPolicy)
+        result.__dict__.update(self.__dict__)
+        result.rules = rules
+        result._kinds = bytes(kinds)
+        result._buckets = refile(self._buckets, changes, self._pattern)
+        result._program = dataclasses.replace(self._program, rules=rules, eval_nodes=evals)
+        result._holes = holes
+        result._churn = churn
+        result._live = None
+        if holes or self._slots is not None:
+            result._slots = [*slots[:start], *taken, *slots[start + removed :]]
+        return result
+
+    @property
+    def patterns(self) -> Mapping[str, PatternFunction]:
+        """The pattern functions, with every pattern of the policy prepared."""
+        return self._patterns
+
+    def _every(self) -> Sequence[int]:
+        """Every rule's slot, in policy order."""
+        if not self._holes:
+            return range(len(self.rules))
+        if self._live is None:
+            # Computed on first need (rare: request-only parts that settle every rule).
+            self._live = [index for index, rule in enumerate(self.rules) if rule]
+        return self._live
 
     # -- deciding ---------------------------------------------------------------------------
 
@@ -196,16 +257,18 @@ class IndexedPolicy:
         for position in self._strings:
             if type(rvals[position]) is not str:
                 raise Delegate
-        if not self.rules:
+        if len(self.rules) == self._holes:
             return self._empty(rvals)
+        if self._direct:
+            return self._walk(self._candidates(rvals), None)
         scan = Scan(self._program, rvals)
         for node in self._plan.before:
             value = scan.request(node)
             if value:  # every rule takes this value, whatever the policy part says
-                return self._walk(range(len(self.rules)), scan, constant=value)
+                return self._walk(self._every(), scan, constant=value)
         tail_ok = scan.tail()
         if not tail_ok or not scan.usable(self._last_used):
-            return self._walk(range(len(self.rules)), scan, skip=False)
+            return self._walk(self._every(), scan, skip=False)
         if scan.all_false:
             return self._walk((), scan)
         return self._walk(self._candidates(rvals), scan)
@@ -218,6 +281,8 @@ class IndexedPolicy:
             keys: Any = ("",)
         elif len(lookups) == 1:
             keys = lookups[0](rvals)
+        elif len(lookups) == 2:
+            keys = product(lookups[0](rvals), lookups[1](rvals))
         else:
             keys = product(*(lookup(rvals) for lookup in lookups))
         found: list[Any] = [bucket for key in keys if (bucket := buckets.get(key)) is not None]
@@ -225,38 +290,20 @@ class IndexedPolicy:
             return []
         if self._partition is None:
             if len(found) == 1:
-                return cast(list[int], found[0])
+                only: list[int] = found[0]
+                return only
             merged = [index for bucket in found for index in bucket]
             merged.sort()
             return merged
         pattern = self._pattern
         assert pattern is not None  # noqa: S101 - set together with the partition
         key = rvals[self._partition[1].key.index]
-        texts = pattern.lookup_keys(key)
-        match = pattern.match
-        merged = []
-        for literal, patterned in found:
-            for text in texts:
-                hits = literal.get(text)
-                if hits is not None:
-                    if type(hits) is int:
-                        merged.append(hits)
-                    else:
-                        merged.extend(hits)
-            for text, hits in patterned.items():
-                if match(key, text):
-                    if type(hits) is int:
-                        merged.append(hits)
-                    else:
-                        merged.extend(hits)
-        if len(merged) > 1:
-            merged.sort()
-        return merged
+        return match_patterns(found, key, pattern, pattern.prepared)
 
     def _walk(
         self,
         candidates: Sequence[int] | range,
-        scan: Scan,
+        scan: Scan | None,
         *,
         skip: bool = True,
         constant: Any = None,
@@ -272,7 +319,7 @@ class IndexedPolicy:
             elif trivial:
                 value = True
             else:
-                value = scan.value(index, skip)
+                value = scan.value(index, skip) if scan is not None else True
             if not matched(value):
                 continue
             kind = kinds[index]
@@ -297,3 +344,18 @@ class IndexedPolicy:
         if self._deny_override:
             return (True, -1)
         return (matched, -1)
+
+
+_KINDS = {"allow": ALLOW, "deny": DENY}
+
+
+def _allow(rule: tuple[str, ...]) -> int:
+    return ALLOW  # rules without p_eft allow
+
+
+def _check_rules(rules: Sequence[tuple[str, ...]], policy_tokens: Sequence[str]) -> None:
+    # pycasbin raises "invalid policy size" on reaching such a rule: let it.
+    if {len(rule) for rule in rules} - {len(policy_tokens)} or not {
+        type(value) for value in chain.from_iterable(rules)
+    } <= {str}:
+        raise Unsupported("a policy rule has the wrong number of values (or a non-string)")

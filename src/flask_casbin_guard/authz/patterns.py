@@ -1,4 +1,4 @@
-"""pycasbin's pattern functions, compiled once per pattern instead of once per call.
+"""pycasbin's pattern functions, each pattern prepared once, at load, for every request.
 
 Each :class:`PatternFunction` reproduces one of pycasbin's built-in matcher functions
 (``keyMatch`` ... ``keyMatch5``, ``regexMatch``, ``globMatch``) for string arguments, quirks
@@ -6,18 +6,31 @@ included: ``keyMatch2`` builds an unescaped regular expression, ``regexMatch`` i
 start only, and ``$`` also matches before a final newline. The pattern-to-regex rewriting is
 copied from ``casbin/util/builtin_operators.py``; tests compare every function against pycasbin.
 
-Two things make a policy fast to index:
+:meth:`PatternFunction.prepare` turns every pattern of a policy into a small matcher before the
+first request: the keyMatch family's usual patterns become regex-free chains (:mod:`.segments`,
+cheap to build and linear to run), ``keyMatch`` and plain ``regexMatch`` patterns prefix tests;
+only patterns that really are regular expressions or globs are compiled by ``re`` or
+``wcmatch``. Prepared matchers are kept by pattern text and handed to the next engine, so a
+reload prepares only the patterns it has not seen.
+
+Three things make a policy fast to index:
 
 - a *literal* pattern matches exactly the keys :meth:`PatternFunction.lookup_keys` derives from
   a request value, so it can live in a hash map;
-- :meth:`PatternFunction.check` tells at load whether evaluating a pattern could ever raise;
-  most patterns are proved safe without compiling them, and compiling happens on first use.
+- every key a pattern matches starts with its :meth:`PatternFunction.head`, so a request only
+  tries the patterns filed under the heads of its own key (a prefix index);
+- :meth:`PatternFunction.check` tells at load whether evaluating a pattern could ever raise.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from typing import Any, cast
+
+from wcmatch import glob
+
+from .segments import PREFIXED_CHAINS, Compiled, chain, compile_chain, prefix, usual
 
 #: pycasbin's rewriting patterns (builtin_operators.py), applied to policy values
 _KEY_MATCH2 = re.compile(r"(.*?):[^\/]+(.*?)")
@@ -34,7 +47,8 @@ _PLAIN_BODY = re.compile(r"(?:\[\^\\?/\]\+|\(\.\*\)|\.\*|[^*+?{}\[\]\\|()])*")
 #: parameters (which swallow everything up to the next ``/``); checked without rewriting
 _PLAIN_KEY_MATCH2 = re.compile(r"(?:[^*+?{}\[\]\\|():/]|/\*|/|:[^/]+|:)*")
 
-Matcher = Callable[[str], bool]
+#: prepared matchers by pattern text, shared by the engines of one app (see prepare)
+Prepared = MutableMapping[str, Compiled]
 
 
 class InvalidPattern(ValueError):
@@ -49,13 +63,23 @@ class PatternFunction:
         ("keyMatch", "keyMatch2", "keyMatch3", "keyMatch4", "keyMatch5", "regexMatch", "globMatch")
     )
 
-    def __init__(self, name: str, builtin: Callable[..., object]) -> None:
+    def __init__(
+        self,
+        name: str,
+        builtin: Callable[..., object],
+        prepared: Prepared | None = None,
+        *,
+        reuse: Mapping[str, Compiled] | None = None,
+    ) -> None:
         if name not in self.NAMES:
             raise ValueError(f"not a pattern function: {name!r}")
         self.name = name
-        # globMatch goes through wcmatch, which is not worth reproducing: call pycasbin's.
         self._builtin = builtin
-        self._compiled: dict[str, Matcher] = {}
+        #: pattern text -> matcher, filled by :meth:`prepare` (possibly shared with a previous
+        #: engine of the same function: entries are never changed once stored)
+        self.prepared: Prepared = {} if prepared is None else prepared
+        #: matchers a previous engine prepared: taken over by :meth:`prepare` when still used
+        self._reuse: Mapping[str, Compiled] = reuse if reuse is not None else {}
 
     # -- hashing ----------------------------------------------------------------------------
 
@@ -76,13 +100,34 @@ class PatternFunction:
         """
         if self.name == "keyMatch":
             return (key,)
-        if self.name == "keyMatch5":
-            cut = key.find("?")
-            if cut != -1:
-                key = key[:cut]
+        key = self.request_key(key)
         if key.endswith("\n"):
             return (key, key[:-1])
         return (key,)
+
+    def request_key(self, key: str) -> str:
+        """What the function compares: ``keyMatch5`` drops a query string first."""
+        if self.name == "keyMatch5":
+            cut = key.find("?")
+            if cut != -1:
+                return key[:cut]
+        return key
+
+    def head(self, pattern: str) -> str:
+        """Text every key matching ``pattern`` starts with, up to a ``/`` (``""``: none known).
+
+        Heads end at a ``/`` so that a request probes few of them: the prefixes of its key that
+        end with one. ``pattern`` must have been prepared.
+        """
+        function, argument = self.matcher(pattern)
+        if function in PREFIXED:
+            text = argument
+        elif self.name in _CHAINS:
+            tokens = chain(self.name, pattern)
+            text = prefix(tokens) if tokens is not None else ""
+        else:
+            return ""
+        return cast(str, text)[: text.rfind("/") + 1]
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -117,45 +162,59 @@ class PatternFunction:
             # pycasbin raises "number of tokens is not equal to number of values" on a match
             raise InvalidPattern(f"keyMatch4 pattern {pattern!r} has groups of its own")
 
-    def check_all(self, patterns: Iterable[str]) -> None:
-        """:meth:`check` every pattern; the common keyMatch2 paths are proved in one pass."""
-        if self.name == "keyMatch2":
-            plain = _PLAIN_KEY_MATCH2.fullmatch
-            patterns = [p for p in patterns if p != "*" and plain(p) is None]
+    def prepare(self, patterns: Iterable[str]) -> None:
+        """:meth:`check` every pattern and store its matcher (kept ones are reused).
+
+        :raises InvalidPattern: for the first pattern whose evaluation could raise.
+        """
+        prepared = self.prepared
+        reuse = self._reuse
         for pattern in patterns:
-            self.check(pattern)
+            if pattern not in prepared:
+                compiled = reuse.get(pattern) or self._plain_matcher(pattern)
+                if compiled is None:
+                    self.check(pattern)
+                    compiled = self._compile(pattern)
+                prepared[pattern] = compiled
+
+    def matcher(self, pattern: str) -> Compiled:
+        """The prepared matcher of ``pattern`` (prepared now, not stored, if it was not)."""
+        found = self.prepared.get(pattern)
+        return found if found is not None else self._compile(pattern)
 
     def match(self, key: str, pattern: str) -> bool:
         """pycasbin's ``fn(key, pattern)``; ``pattern`` must have passed :meth:`check`."""
-        matcher = self._compiled.get(pattern)
-        if matcher is None:
-            # A race compiles twice and stores equal matchers: harmless, so no lock.
-            matcher = self._compiled[pattern] = self._compile(pattern)
-        return matcher(key)
+        function, argument = self.matcher(pattern)
+        return function(self.request_key(key), argument)
 
-    def _compile(self, pattern: str) -> Matcher:
+    def _plain_matcher(self, pattern: str) -> Compiled | None:
+        """The matcher of a pattern that needs no regex (it can never raise), or ``None``."""
         name = self.name
         if name == "keyMatch":
             star = pattern.find("*")
-            if star == -1:
-                return pattern.__eq__
-            prefix = pattern[:star]
-            return lambda key: key.startswith(prefix)
-        if name == "globMatch":
-            builtin = self._builtin
-            return lambda key: bool(builtin(key, pattern))
+            return (_equal, pattern) if star == -1 else (_starts, pattern[:star])
         if name == "regexMatch":
-            if _SPECIAL.isdisjoint(pattern):
-                return lambda key: key.startswith(pattern)
-            search = re.compile(pattern).match
-            return lambda key: search(key) is not None
+            return (_starts, pattern) if _SPECIAL.isdisjoint(pattern) else None
+        if name in _CHAINS:
+            found = usual(pattern) if name == "keyMatch2" else None
+            if found is not None:
+                return found
+            tokens = chain(name, pattern)
+            return compile_chain(tokens) if tokens is not None else None
+        return None
+
+    def _compile(self, pattern: str) -> Compiled:
+        plain = self._plain_matcher(pattern)
+        if plain is not None:
+            return plain
+        if self.name == "globMatch":
+            return (_glob, _glob_matcher(pattern))
+        if self.name == "regexMatch":
+            return (_found, re.compile(pattern).match)
         regex = re.compile(self._regex(pattern))
-        if name == "keyMatch4":
-            return _key_match4(regex, _KEY_MATCH4.findall(pattern))
-        if name == "keyMatch5":
-            return _key_match5(regex.match)
-        full = regex.match
-        return lambda key: full(key) is not None
+        if self.name == "keyMatch4":
+            return (_key_match4, (regex, _KEY_MATCH4.findall(pattern)))
+        return (_found, regex.match)
 
     def _regex(self, pattern: str) -> str:
         """The anchored regular expression pycasbin builds for a keyMatch2..5 pattern."""
@@ -173,28 +232,51 @@ class PatternFunction:
         return "^" + key2 + "$"
 
 
-def _key_match4(regex: re.Pattern[str], tokens: list[str]) -> Matcher:
-    def match(key: str) -> bool:
-        found = regex.match(key)
-        if found is None:
+#: the functions whose usual patterns are regex-free chains (keyMatch4 compares its groups)
+_CHAINS = frozenset(("keyMatch2", "keyMatch3", "keyMatch5"))
+
+
+def _equal(key: str, pattern: str) -> bool:
+    return key == pattern
+
+
+def _starts(key: str, text: str) -> bool:
+    return key.startswith(text)
+
+
+def _found(key: str, match: Callable[[str], re.Match[str] | None]) -> bool:
+    return match(key) is not None
+
+
+def _glob(key: str, matcher: Any) -> bool:
+    return bool(matcher.match(key))
+
+
+def _glob_matcher(pattern: str) -> Any:
+    """pycasbin's ``glob_match`` rewriting, compiled once by wcmatch (which it calls per use)."""
+    while pattern.startswith("*/"):
+        pattern = pattern[1:]
+    parts = ["**" if part == "**" else re.sub(r"\*{2,}", "*", part) for part in pattern.split("/")]
+    pattern = "/".join(parts)
+    if pattern.endswith("/**"):
+        pattern = "{" + pattern[:-3] + "," + pattern + "}"
+    return glob.compile(pattern, flags=glob.GLOBSTAR | glob.BRACE)
+
+
+def _key_match4(key: str, argument: tuple[re.Pattern[str], list[str]]) -> bool:
+    regex, tokens = argument
+    found = regex.match(key)
+    if found is None:
+        return False
+    values: dict[str, str] = {}
+    for token, value in zip(tokens, found.groups(), strict=True):
+        if values.setdefault(token, value) != value:
             return False
-        values: dict[str, str] = {}
-        for token, value in zip(tokens, found.groups(), strict=True):
-            if values.setdefault(token, value) != value:
-                return False
-        return True
-
-    return match
+    return True
 
 
-def _key_match5(full: Callable[[str], re.Match[str] | None]) -> Matcher:
-    def match(key: str) -> bool:
-        cut = key.find("?")
-        if cut != -1:
-            key = key[:cut]
-        return full(key) is not None
-
-    return match
+#: matchers whose argument is text every matching key starts with
+PREFIXED: frozenset[Callable[..., bool]] = frozenset((_equal, _starts, *PREFIXED_CHAINS))
 
 
 def _plain(body: str) -> bool:
