@@ -184,12 +184,15 @@ class AccountsAPI:
 
         :raises LoginUnavailable: with the rule that names the login, if one does.
         """
-        policies = self._state().policies
+        state = self._state()
+        # The policy sees the subject: with GUARD_USER_PREFIX the bare login may be a role.
+        subject = state.settings.user_prefix + login
+        policies = state.policies
         policies.reload()  # the store's latest rules, not this process's last copy
-        row = policies.naming(login)
+        row = policies.naming(subject)
         if row is not None:
             rule = ", ".join((row.ptype, *row.values))
-            if row.values[0] != login:
+            if row.values[0] != subject:
                 reason = "it is a role name: the user would get the role's rights"
             else:
                 reason = (
@@ -198,7 +201,7 @@ class AccountsAPI:
                     "another login"
                 )
             raise LoginUnavailable(login, reason, rule)
-        if login in self._declared_roles():
+        if subject in self._declared_roles():
             raise LoginUnavailable(login, "routes declare it as a role name")
 
     def set_password(self, login: str, password: str) -> None:

@@ -164,6 +164,41 @@ def test_a_new_account_never_inherits_grants_that_predate_it(tmp_path: Path) -> 
     assert client.get("/store", headers=basic("newhire", PASSWORD)).status_code == 401
 
 
+def test_with_a_user_prefix_a_deleted_user_leaves_no_grant_to_a_namesake(tmp_path: Path) -> None:
+    # Rules are written for the subject (GUARD_USER_PREFIX + login): deleting the account and
+    # checking a new login must look for that subject, not the bare login.
+    app = make_app(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'guard.db'}",
+        GUARD_USER_PREFIX="user:",
+        GUARD_REGISTRATION=True,
+    )
+    with app.app_context():
+        app.guard.create_user("erin", PASSWORD, roles=["manager"])
+        app.guard.policies.add("p", "user:erin", "/report", "GET")
+    client = app.test_client()
+    assert client.get("/store", headers=basic("erin", PASSWORD)).status_code == 200
+    with app.app_context():
+        assert app.guard.users.delete("erin")
+    assert rows_naming(app.guard.users.engine, "user:erin") == []
+    other = "another long password!"
+    assert (
+        client.post("/auth/register", json={"login": "erin", "password": other}).status_code == 202
+    )
+    assert client.get("/me", headers=basic("erin", other)).status_code == 200  # created...
+    assert client.get("/store", headers=basic("erin", other)).status_code == 403  # ...with nothing
+    # Rules written for the subject before the account exists refuse the login, as without a
+    # prefix; a role name is no subject any more ("user:manager" is not "manager").
+    assert app.test_cli_runner().invoke(args=["guard", "role", "add", "user:newhire", "manager"])
+    created = app.test_cli_runner().invoke(
+        args=["guard", "user", "create", "newhire", "--password-stdin"], input=PASSWORD + "\n"
+    )
+    assert created.exit_code == 1 and "g, user:newhire, manager" in created.output
+    with app.app_context():
+        app.guard.create_user("manager", PASSWORD, roles=[])
+    assert client.get("/store", headers=basic("manager", PASSWORD)).status_code == 403
+
+
 def test_revoke_user_with_an_external_user_store(tmp_path: Path, password_hashes: Any) -> None:
     app = make_app(
         tmp_path, f"sqlite:///{tmp_path / 'guard.db'}", GUARD_GET_USER_PASS=password_hashes.get
