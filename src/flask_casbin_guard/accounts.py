@@ -156,13 +156,19 @@ class AccountsAPI:
             (see :meth:`check_new_login`).
         :raises ValueError: for an unusable login.
         """
-        state = self._state()
         if not is_safe_login(login):
             raise ValueError(f"unusable login {login!r}")
+        # Hashed first: a taken login must cost the same time as a free one, or registration
+        # would tell who exists.
+        self._create_account(login, self.hash_password(password), roles, active)
+
+    def _create_account(
+        self, login: str, password_hash: str, roles: Iterable[str], active: bool
+    ) -> None:
+        """:meth:`create_user` once the password is hashed: registration hashes it exactly
+        once, before it knows whether the login is free, so every outcome costs one hash."""
+        state = self._state()
         users = self.users
-        # Hashed first, as before: a taken login must cost the same time as a free one, or
-        # registration would tell who exists.
-        password_hash = self.hash_password(password)
         if users.get(login) is not None:
             # Before the name check: an existing user's own rules name it, and registration
             # must answer a taken login as it always did.

@@ -42,7 +42,6 @@ from .extension import EXTENSION_KEY, CasbinGuard
 from .identity import is_safe_login
 from .params.markers import Param
 from .pipeline import current_state
-from .store.users import UserExists
 
 #: GUARD_AUTH when unset
 _DEFAULT_AUTH = next(f.default for f in dataclasses.fields(GuardSettings) if f.name == "auth")
@@ -122,16 +121,16 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
             raise ParameterError([ParamIssue("login", "json", "a printable login without commas")])
         try:
             check_password_policy(password, settings.password_min_length, settings.password_check)
-            with _store_needed():
-                guard.create_user(user, password)
         except PasswordPolicyError as error:
             raise ParameterError([ParamIssue("password", "json", str(error))]) from None
-        except UserExists:
-            pass  # refused after the password was hashed, as for a creation
+        # One hash, before the login is looked at: a taken or role-named login then costs
+        # exactly what a creation costs, and no outcome hashes twice.
+        password_hash = guard.hasher.hash(password)
+        try:
+            with _store_needed():
+                guard._create_account(user, password_hash, (), True)
         except ValueError:
-            # A role name, or any other refusal of this login: the answer must not say which,
-            # nor come sooner, so a hash costs here what it costs in a creation.
-            guard.hasher.hash(password)
+            pass  # taken, a role name or another refusal: the answer must not say which
         pace.wait(started)
         return {"status": "accepted"}, 202
 

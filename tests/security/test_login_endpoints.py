@@ -374,6 +374,30 @@ def test_registration_answers_alike_for_free_taken_and_role_name_logins(
         assert app.guard.users.get("new-user-0") is not None
 
 
+def test_every_registration_outcome_hashes_the_password_once(
+    guard_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Equal work is one hash whatever the login: a second one for some outcome is both a
+    # timing signal and wasted argon2 time an attacker can ask for.
+    app = store_app(guard_config, tmp_path, GUARD_REGISTRATION_RATE_LIMIT="")
+    hasher = app.guard.hasher
+    calls: list[str] = []
+    original = hasher.hash
+
+    def counting(password: str) -> str:
+        calls.append(password)
+        return original(password)
+
+    monkeypatch.setattr(hasher, "hash", counting)
+    client = app.test_client()
+    counted = {}
+    for kind, login in {"free": "new-user", "taken": "erin", "role": "employee"}.items():
+        calls.clear()
+        assert register(client, login).status_code == 202
+        counted[kind] = len(calls)
+    assert counted == {"free": 1, "taken": 1, "role": 1}
+
+
 def test_registration_is_rate_limited_per_address(
     guard_config: dict[str, Any], tmp_path: Path
 ) -> None:
