@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,18 @@ class AccountsAPI:
     def create_refresh_token(self, user: str, expires: dt.timedelta | None = None) -> str:
         """A signed refresh token: only :meth:`refresh` accepts it, never a normal route."""
         return self._state().bearer.create_token(user, expires, None, kind="refresh")
+
+    def create_token_pair(self, user: str) -> tuple[str, str]:
+        """An ``(access token, refresh token)`` pair of one new family (claim ``fam``).
+
+        The access token is in its refresh token's family so that revoking the family (a
+        rotated refresh token used again: a thief has a copy) refuses it too.
+        """
+        family, bearer = uuid.uuid4().hex, self._state().bearer
+        return (
+            bearer.create_token(user, None, None, family=family),
+            bearer.create_token(user, None, None, kind="refresh", family=family),
+        )
 
     def refresh(self, refresh_token: str) -> tuple[str, str]:
         """A new ``(access token, refresh token)`` pair; the refresh token used is revoked.

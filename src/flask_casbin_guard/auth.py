@@ -84,9 +84,7 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
         _from_the_body_only(request)
         with _store_needed():
             identity = guard.check_password(user, password, request.remote_addr)
-        return _tokens(
-            guard.create_token(identity.login), guard.create_refresh_token(identity.login)
-        )
+        return _tokens(*guard.create_token_pair(identity.login))
 
     @bp.post("/refresh", authorize="OPEN")
     def refresh(guard: CasbinGuard, request: Request, refresh_token: str) -> dict[str, Any]:

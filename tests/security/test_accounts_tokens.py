@@ -324,6 +324,21 @@ def test_reusing_a_rotated_refresh_token_revokes_its_family(tmp_path: Path) -> N
     assert refresh(client, other["refresh_token"]).status_code == 200
 
 
+def test_a_revoked_family_takes_the_access_token_of_the_login_with_it(tmp_path: Path) -> None:
+    # /auth/token's access token is in the family of the refresh token issued with it: a thief
+    # reusing that refresh token must not leave the access token it came with alive.
+    app = make_app(tmp_path, None, GUARD_GET_USER_PASS={"bob": _hash(PASSWORDS["bob"])}.get)
+    client = app.test_client()
+    first = tokens(client, "bob", PASSWORDS["bob"])
+    other = tokens(client, "bob", PASSWORDS["bob"])
+    second = refresh(client, first["refresh_token"]).json
+    assert client.get("/me", headers=bearer(first["access_token"])).status_code == 200
+    assert refresh(client, first["refresh_token"]).status_code == 401  # reuse
+    for access in (first["access_token"], second["access_token"]):
+        assert client.get("/me", headers=bearer(access)).status_code == 401
+    assert client.get("/me", headers=bearer(other["access_token"])).status_code == 200
+
+
 def _hash(password: str) -> str:
     from flask_casbin_guard.authn.passwords import PasswordHasher
 
@@ -346,6 +361,7 @@ def test_revocations_survive_a_restart(policy: str, tmp_path: Path) -> None:
     logged_out = tokens(client, "bob", PASSWORDS["bob"])
     rotated = tokens(client, "bob", PASSWORDS["bob"])
     everywhere = tokens(client, "alice", PASSWORDS["alice"])
+    kept = tokens(client, "bob", PASSWORDS["bob"])
     csrf = browser.post("/auth/login", json={"login": "bob", "password": PASSWORDS["bob"]})
     cookie = browser.get_cookie("session")
     assert cookie is not None
@@ -363,7 +379,9 @@ def test_revocations_survive_a_restart(policy: str, tmp_path: Path) -> None:
     assert client.get("/me", headers=bearer(logged_out["access_token"])).status_code == 401
     assert refresh(client, rotated["refresh_token"]).status_code == 401
     assert client.get("/me", headers=bearer(everywhere["access_token"])).status_code == 401
-    assert client.get("/me", headers=bearer(rotated["access_token"])).status_code == 200
+    # The reuse revoked the family, the access token issued with the refresh token included.
+    assert client.get("/me", headers=bearer(rotated["access_token"])).status_code == 401
+    assert client.get("/me", headers=bearer(kept["access_token"])).status_code == 200
 
 
 def test_no_persistent_place_for_revocations_refuses_to_start(tmp_path: Path) -> None:
