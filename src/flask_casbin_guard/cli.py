@@ -12,6 +12,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .authn.presence import absent, needed_schemes
 from .authz.declarations import parse_declaration
 from .authz.statics import is_static_endpoint
 from .classviews import compile_endpoint
@@ -33,8 +34,7 @@ role_cli = AppGroup("role", help="Inspect role assignments.")
 guard_cli.add_command(policy_cli)
 guard_cli.add_command(role_cli)
 
-#: exit status of ``guard check`` for a denial (0 is allow, 1 an error)
-DENY_STATUS = 3
+DENY_STATUS = 3  # exit status of ``guard check`` for a denial (0 is allow, 1 an error)
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -93,6 +93,8 @@ def routes_command() -> None:
 
 def _schemes(enabled: tuple[str, ...], route: GuardedRoute) -> str:
     """The schemes a route really tries, in GUARD_AUTH's order (its ``authn=`` narrows them)."""
+    if absent(route.view, enabled):  # not there to serve: no scheme is missing
+        return "ABSENT (404) without " + ",".join(sorted(needed_schemes(route.view)))
     if not route.declaration.needs_user:
         return "-"
     if route.authn is None:
@@ -156,10 +158,8 @@ def policy_validate_command() -> None:
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     if problems:
-        raise click.ClickException(
-            f"{len(problems)} problem(s): this policy cannot be loaded (running processes keep "
-            "their last good policy)"
-        )
+        kept = "running processes keep their last good policy"
+        raise click.ClickException(f"{len(problems)} problem(s): policy not loadable ({kept})")
     state = _state()
     try:
         state.reload_policy()
