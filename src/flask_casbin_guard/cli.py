@@ -13,6 +13,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .authn.presence import absent, needed_schemes
+from .authz.decide import request_values
 from .authz.declarations import parse_declaration
 from .authz.statics import is_static_endpoint
 from .classviews import compile_endpoint, uncovered_methods
@@ -129,9 +130,8 @@ def _declared_later(state: AppState, endpoint: str, rule: str, view: Any) -> Gua
 def check_command(user: str, obj: str, act: str, domain: str | None, explain: bool) -> None:
     """Decide (USER, OBJ, ACT); exit status 0 allow, 3 deny."""
     engine = _state().holder.engine
-    request = (user, domain, obj, act) if domain is not None else (user, obj, act)
     try:
-        allowed, rule = engine.explain(*request)
+        allowed, rule = engine.explain(*request_values(engine, user, domain, obj, act))
     except GuardError as error:
         raise click.ClickException(str(error)) from None
     click.echo("allow" if allowed else "deny")
