@@ -267,3 +267,71 @@ def test_a_route_declaration_is_checked_in_the_row_domain_too(
     assert client.post("/guard/roles", json=own, headers=alice).status_code == 201
     assert client.post("/guard/roles", json=other, headers=alice).status_code == 403
     assert client.get("/guard/policies", headers=alice).status_code == 403  # no GET rule
+
+
+def _prefixed_tenant_app(
+    guard_config: dict[str, Any], tmp_path: Path, policy: str, model: str, authorize: str
+) -> FlaskClient:
+    path = tmp_path / "policy.csv"
+    path.write_text(policy)
+    app = Flask(__name__)
+    app.config.update(
+        guard_config,
+        GUARD_MODEL=model,
+        GUARD_POLICY=str(path),
+        GUARD_TENANT="header:X-Tenant",
+        GUARD_USER_PREFIX="user:",
+    )
+    app.register_blueprint(admin_blueprint(authorize=authorize), url_prefix="/guard")
+    return app.test_client()
+
+
+def test_the_tenant_scope_is_decided_for_the_prefixed_subject(
+    guard_config: dict[str, Any], tmp_path: Path
+) -> None:
+    # The login dave administers acme; a role that happens to be called "dave" administers
+    # globex. The scope must be dave's subject's ("user:dave"), as the route check is.
+    client = _prefixed_tenant_app(
+        guard_config,
+        tmp_path,
+        "g, user:dave, admin, acme\ng, dave, admin, globex\ng, user:bob, dave, globex\n"
+        "g, user:alice, admin, acme\n",
+        DOMAIN_MODEL,
+        "admin",
+    )
+    dave = as_admin(DAVE, "acme")
+    cross = {"user": "user:dave", "role": "admin", "domain": "globex"}
+    assert client.post("/guard/roles", json=cross, headers=dave).status_code == 403
+    listed = client.get("/guard/policies", headers=dave).json["rules"]
+    assert {rule[3] for rule in listed} == {"acme"}
+    alice = as_admin(ALICE, "acme")
+    own = {"user": "user:erin", "role": "member", "domain": "acme"}
+    assert client.post("/guard/roles", json=own, headers=alice).status_code == 201
+    assert client.get("/guard/roles/user:erin?domain=acme", headers=alice).json["roles"] == [
+        "member"
+    ]
+
+
+#: Casbin's own example order: the domain third
+DOMAIN_THIRD_MODEL = DOMAIN_MODEL.replace("r = sub, dom, obj, act", "r = sub, obj, dom, act")
+
+
+def test_route_scope_and_check_put_the_domain_where_the_model_does(
+    guard_config: dict[str, Any], tmp_path: Path
+) -> None:
+    client = _prefixed_tenant_app(
+        guard_config,
+        tmp_path,
+        "g, user:alice, admin, acme\np, admin, acme, /guard/roles, POST\n"
+        "p, admin, acme, /guard/check, POST\np, admin, acme, report:1, read\n",
+        DOMAIN_THIRD_MODEL,
+        "ROUTE",
+    )
+    alice = as_admin(ALICE, "acme")
+    own = {"user": "user:erin", "role": "member", "domain": "acme"}
+    assert client.post("/guard/roles", json=own, headers=alice).status_code == 201
+    other = {"user": "user:erin", "role": "member", "domain": "globex"}
+    assert client.post("/guard/roles", json=other, headers=alice).status_code == 403
+    asked = {"sub": "user:alice", "obj": "report:1", "act": "read", "domain": "acme"}
+    answer = client.post("/guard/check", json=asked, headers=alice)
+    assert answer.status_code == 200 and answer.json["allowed"] is True, answer.json

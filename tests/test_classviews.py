@@ -242,4 +242,35 @@ def test_flask_guard_routes_shows_each_methods_declaration(config: dict[str, Any
     result = create_app(config).test_cli_runner().invoke(args=["guard", "routes"])
     line = next(x for x in result.output.splitlines() if x.startswith("/store/<int:sid>"))
     assert "GET: 'employee'; POST: ('store', 'sid', 'manager')" in line
-    assert "UNCOVERED" not in result.output
+    # StoreAPI.delete has no declaration: it answers 403, so the listing must say so and fail.
+    assert "UNCOVERED: DELETE answers 403" in line
+    reports = next(x for x in result.output.splitlines() if x.startswith("/reports"))
+    assert "UNCOVERED" not in reports  # the class-wide declaration covers POST
+    assert result.exit_code == 1
+
+
+def test_flask_guard_routes_flags_every_undeclared_method(config: dict[str, Any]) -> None:
+    app = flask.Flask(__name__)
+    app.config.update(config)
+    items_guard = CasbinGuard(app)
+
+    class Items(MethodView):
+        @items_guard.authorize("employee")
+        def get(self) -> str:
+            return "items"
+
+        def post(self) -> str:
+            return "created"
+
+        def delete(self) -> str:
+            return "deleted"
+
+    app.add_url_rule("/items", view_func=Items.as_view("items"))
+    result = app.test_cli_runner().invoke(args=["guard", "routes"])
+    line = next(x for x in result.output.splitlines() if x.startswith("/items"))
+    assert "UNCOVERED: DELETE,POST answer 403" in line, result.output
+    assert result.exit_code == 1
+    client = app.test_client()
+    assert client.post("/items", headers=fake("alice")).status_code == 403  # what it says
+    assert client.delete("/items", headers=fake("alice")).status_code == 403
+    assert client.get("/items", headers=fake("alice")).status_code == 200

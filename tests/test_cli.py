@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask_casbin_guard import CasbinGuard, Flask, PolicyError
 from flask_casbin_guard.store.csv import PolicyRow
 from flask_casbin_guard.store.csvstore import write_policy_file
-from helpers import JWT_SECRET
+from helpers import DOMAIN_MODEL, JWT_SECRET
 
 
 @pytest.fixture
@@ -53,6 +53,23 @@ def test_check_exit_status_and_explain(app: Flask) -> None:
     denied = runner.invoke(args=["guard", "check", "bob", "store:1", "manager", "--explain"])
     assert denied.exit_code == 3
     assert denied.output == "deny\nrule: (no rule matched)\n"
+
+
+def test_check_puts_the_domain_where_the_model_does(
+    guard_config: dict[str, Any], tmp_path: Any
+) -> None:
+    # Casbin's own example order: r = sub, obj, dom, act. --domain is the domain wherever it is.
+    model = DOMAIN_MODEL.replace("r = sub, dom, obj, act", "r = sub, obj, dom, act")
+    policy = tmp_path / "policy.csv"
+    policy.write_text("g, alice, admin, acme\np, admin, acme, report:1, read\n")
+    app = Flask(__name__)
+    app.config.update(
+        guard_config, GUARD_MODEL=model, GUARD_POLICY=str(policy), GUARD_TENANT="header:X-Tenant"
+    )
+    runner = app.test_cli_runner()
+    args = ["guard", "check", "alice", "report:1", "read", "--domain"]
+    assert runner.invoke(args=[*args, "acme"]).output == "allow\n"
+    assert runner.invoke(args=[*args, "globex"]).exit_code == 3
 
 
 def test_policy_list_and_roles(app: Flask) -> None:

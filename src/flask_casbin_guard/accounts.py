@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,18 @@ class AccountsAPI:
     def create_refresh_token(self, user: str, expires: dt.timedelta | None = None) -> str:
         """A signed refresh token: only :meth:`refresh` accepts it, never a normal route."""
         return self._state().bearer.create_token(user, expires, None, kind="refresh")
+
+    def create_token_pair(self, user: str) -> tuple[str, str]:
+        """An ``(access token, refresh token)`` pair of one new family (claim ``fam``).
+
+        The access token is in its refresh token's family so that revoking the family (a
+        rotated refresh token used again: a thief has a copy) refuses it too.
+        """
+        family, bearer = uuid.uuid4().hex, self._state().bearer
+        return (
+            bearer.create_token(user, None, None, family=family),
+            bearer.create_token(user, None, None, kind="refresh", family=family),
+        )
 
     def refresh(self, refresh_token: str) -> tuple[str, str]:
         """A new ``(access token, refresh token)`` pair; the refresh token used is revoked.
@@ -158,13 +171,19 @@ class AccountsAPI:
             (see :meth:`check_new_login`).
         :raises ValueError: for an unusable login.
         """
-        state = self._state()
         if not is_safe_login(login):
             raise ValueError(f"unusable login {login!r}")
+        # Hashed first: a taken login must cost the same time as a free one, or registration
+        # would tell who exists.
+        self._create_account(login, self.hash_password(password), roles, active)
+
+    def _create_account(
+        self, login: str, password_hash: str, roles: Iterable[str], active: bool
+    ) -> None:
+        """:meth:`create_user` once the password is hashed: registration hashes it exactly
+        once, before it knows whether the login is free, so every outcome costs one hash."""
+        state = self._state()
         users = self.users
-        # Hashed first, as before: a taken login must cost the same time as a free one, or
-        # registration would tell who exists.
-        password_hash = self.hash_password(password)
         if users.get(login) is not None:
             # Before the name check: an existing user's own rules name it, and registration
             # must answer a taken login as it always did.
@@ -186,12 +205,15 @@ class AccountsAPI:
 
         :raises LoginUnavailable: with the rule that names the login, if one does.
         """
-        policies = self._state().policies
+        state = self._state()
+        # The policy sees the subject: with GUARD_USER_PREFIX the bare login may be a role.
+        subject = state.settings.user_prefix + login
+        policies = state.policies
         policies.reload()  # the store's latest rules, not this process's last copy
-        row = policies.naming(login)
+        row = policies.naming(subject)
         if row is not None:
             rule = ", ".join((row.ptype, *row.values))
-            if row.values[0] != login:
+            if row.values[0] != subject:
                 reason = "it is a role name: the user would get the role's rights"
             else:
                 reason = (
@@ -200,7 +222,7 @@ class AccountsAPI:
                     "another login"
                 )
             raise LoginUnavailable(login, reason, rule)
-        if login in self._declared_roles():
+        if subject in self._declared_roles():
             raise LoginUnavailable(login, "routes declare it as a role name")
 
     def set_password(self, login: str, password: str) -> None:

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from flask import Request
 
 from .app import Blueprint
+from .authz.decide import Caller, check_route_level, request_values
 from .authz.declarations import Declaration, parse_declaration
 from .authz.engine import PolicyEngine
 from .authz.tenants import domain_position, has_domains
@@ -51,7 +52,8 @@ def admin_blueprint(authorize: Any, *, name: str = "guard_admin", authn: Any = N
     route = {"authorize": authorize, "authn": authn, "strict": True}
 
     def scope(guard: CasbinGuard, caller: Identity, req: Request) -> _Scope:
-        return _Scope(guard.policies.holder.engine, declaration, caller.login, req)
+        # The subject, as the route check decides: the bare login may be another's role name.
+        return _Scope(guard.policies.holder.engine, declaration, guard.subject(caller.login), req)
 
     @bp.get("/policies", **route)
     def list_policies(
@@ -126,8 +128,9 @@ def admin_blueprint(authorize: Any, *, name: str = "guard_admin", authn: Any = N
         domain: Annotated[str | None, Json()] = None,
     ) -> dict[str, Any]:
         scope(guard, caller, req).check_domain(domain)
-        request = (sub, domain, obj, act) if domain is not None else (sub, obj, act)
-        tokens = guard.policies.holder.engine.request_tokens
+        engine = guard.policies.holder.engine
+        request = request_values(engine, sub, domain, obj, act)
+        tokens = engine.request_tokens
         if len(request) != len(tokens):
             needed = "a domain" if len(tokens) == 4 else f"the values ({', '.join(tokens)})"
             raise ParameterError([ParamIssue("domain", "json", f"this model needs {needed}")])
@@ -155,12 +158,13 @@ class _Scope:
     """
 
     def __init__(
-        self, engine: PolicyEngine, declaration: Declaration, login: str, req: Request
+        self, engine: PolicyEngine, declaration: Declaration, subject: str, req: Request
     ) -> None:
-        self.engine, self.declaration, self.login = engine, declaration, login
+        self.engine, self.declaration, self.subject = engine, declaration, subject
         self.scoped = has_domains(engine)
+        self._endpoint = req.endpoint or "admin API"
         self._rule = req.url_rule.rule if req.url_rule is not None else req.path
-        self._method = "GET" if req.method == "HEAD" else req.method
+        self._method = req.method  # check_route_level decides HEAD as GET
         self._answers: dict[str | None, bool] = {}
 
     def administers(self, domain: str | None) -> bool:
@@ -174,16 +178,15 @@ class _Scope:
         return self._answers[domain]
 
     def _holds(self, domain: str) -> bool:
-        engine, login = self.engine, self.login
-        if not all(engine.has_role(login, role, domain) for role in self.declaration.roles):
+        if self.declaration.route and len(self.engine.request_tokens) != 4:
             return False
-        if self.declaration.route:
-            if len(engine.request_tokens) != 4:
-                return False
-            try:
-                return engine.enforce(login, domain, self._rule, self._method)
-            except PolicyError as error:
-                raise PolicyUnavailable(f"admin scope in {domain!r}: {error}") from None
+        # The route's own check, in ``domain``: the same subject, and the domain where the
+        # model's request definition puts it.
+        caller = Caller(self.engine, self._endpoint, self.subject, domain)
+        try:
+            check_route_level(caller, self.declaration, self._rule, self._method)
+        except AccessDenied:
+            return False
         return True
 
     def domain_of(self, ptype: str, values: tuple[str, ...] | list[str]) -> str | None:
@@ -197,7 +200,7 @@ class _Scope:
         if domain is None:
             raise ParameterError([ParamIssue("domain", "json", "a domain (this model has them)")])
         if not self.administers(domain):
-            raise AccessDenied(f"admin API: {self.login!r} does not administer {domain!r}")
+            raise AccessDenied(f"admin API: {self.subject!r} does not administer {domain!r}")
 
     def check_row(self, ptype: str, values: list[str]) -> None:
         """400 for an invalid row, then 403 unless it lies in a domain the caller administers."""
@@ -211,7 +214,7 @@ class _Scope:
         domain = self.domain_of(row.ptype, row.values)
         if not self.administers(domain):
             shown = "no domain" if domain is None else repr(domain)
-            raise AccessDenied(f"admin API: {self.login!r} does not administer {shown}")
+            raise AccessDenied(f"admin API: {self.subject!r} does not administer {shown}")
 
     def visible(self, rules: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
         """The rules the caller may see: those in domains it administers."""

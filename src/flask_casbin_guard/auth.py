@@ -4,15 +4,16 @@
 
 ``POST /login`` (JSON or form: ``login``, ``password``) starts a cookie session and returns its
 CSRF token, unless the browser says a cross-site page sent it (``Sec-Fetch-Site``, ``Origin``:
-login CSRF, 403); ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token (these two
-exist only when ``GUARD_AUTH`` enables ``session``). For API clients, ``POST /token`` trades a
-login and password for an access and a refresh token, ``POST /refresh`` trades a refresh token
-for a new pair (the old one is revoked), ``POST /revoke`` revokes a token.
+login CSRF, 403); ``POST /logout`` ends it for good; ``GET /csrf`` repeats the token. For API
+clients, ``POST /token`` trades a login and password for an access and a refresh token of one
+family, ``POST /refresh`` trades a refresh token for a new pair (the old one is revoked),
+``POST /revoke`` revokes a token.
 ``POST /register`` creates a user of the built-in store when ``GUARD_REGISTRATION`` is true (404
 otherwise), with ``GUARD_DEFAULT_ROLES``; it answers the same, in the same time, whether the login
 was free, taken or a role name, and is limited per client (``GUARD_REGISTRATION_RATE_LIMIT``).
-Without the ``session`` scheme, ``/login``, ``/logout`` and ``/csrf`` answer 404; a user store that
-cannot be read is a 503. Every password check is rate limited like the other password schemes.
+Without the ``session`` scheme, ``/login``, ``/logout`` and ``/csrf`` answer 404 (decided per
+request: they are registered whatever ``GUARD_AUTH`` says when the blueprint is); a user store
+that cannot be read is a 503. Every password check is rate limited like the other password schemes.
 Credentials in the query string are a 400 on every endpoint here.
 Every answer carries ``Cache-Control: no-store`` and ``Pragma: no-cache``: tokens and CSRF tokens
 must not be cached.
@@ -20,7 +21,6 @@ must not be cached.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import deque
@@ -29,23 +29,18 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from flask import Request, Response
-from flask.sansio.blueprints import BlueprintSetupState
 from flask.sessions import SessionMixin
 from werkzeug.exceptions import NotFound
 
 from .app import Blueprint
 from .authn.passwords import check_password_policy
+from .authn.presence import absent, only_with
 from .authn.session import check_same_origin, csrf_token
-from .config import GuardSettings
 from .errors import ParameterError, ParamIssue, PasswordPolicyError, PolicyError, PolicyUnavailable
-from .extension import EXTENSION_KEY, CasbinGuard
+from .extension import CasbinGuard
 from .identity import is_safe_login
 from .params.markers import Param
 from .pipeline import current_state
-from .store.users import UserExists
-
-#: GUARD_AUTH when unset
-_DEFAULT_AUTH = next(f.default for f in dataclasses.fields(GuardSettings) if f.name == "auth")
 
 
 def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
@@ -55,6 +50,7 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
     bp.url_value_preprocessor(_sessions_enabled)
 
     @bp.post("/login", authorize="OPEN")
+    @only_with("session")
     def login(
         guard: CasbinGuard,
         session: SessionMixin,
@@ -69,14 +65,14 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
         return {"login": identity.login, "csrf_token": guard.start_session(session, identity.login)}
 
     @bp.post("/logout", authorize="AUTH", authn="session")
+    @only_with("session")
     def logout(guard: CasbinGuard, session: SessionMixin) -> dict[str, Any]:
         return {"logged_out": guard.end_session(session)}
 
     @bp.get("/csrf", authorize="AUTH", authn="session")
+    @only_with("session")
     def csrf(session: SessionMixin) -> dict[str, Any]:
         return {"csrf_token": csrf_token(session)}
-
-    _only_with_session(bp, 2)
 
     @bp.post("/token", authorize="OPEN")
     def token(
@@ -85,9 +81,7 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
         _from_the_body_only(request)
         with _store_needed():
             identity = guard.check_password(user, password, request.remote_addr)
-        return _tokens(
-            guard.create_token(identity.login), guard.create_refresh_token(identity.login)
-        )
+        return _tokens(*guard.create_token_pair(identity.login))
 
     @bp.post("/refresh", authorize="OPEN")
     def refresh(guard: CasbinGuard, request: Request, refresh_token: str) -> dict[str, Any]:
@@ -127,16 +121,16 @@ def auth_blueprint(*, name: str = "guard_auth") -> Blueprint:
                 settings.password_check,
                 settings.password_max_length,
             )
-            with _store_needed():
-                guard.create_user(user, password)
         except PasswordPolicyError as error:
             raise ParameterError([ParamIssue("password", "json", str(error))]) from None
-        except UserExists:
-            pass  # refused after the password was hashed, as for a creation
+        # One hash, before the login is looked at: a taken or role-named login then costs
+        # exactly what a creation costs, and no outcome hashes twice.
+        password_hash = guard.hasher.hash(password)
+        try:
+            with _store_needed():
+                guard._create_account(user, password_hash, (), True)
         except ValueError:
-            # A role name, or any other refusal of this login: the answer must not say which,
-            # nor come sooner, so a hash costs here what it costs in a creation.
-            guard.hasher.hash(password)
+            pass  # taken, a role name or another refusal: the answer must not say which
         pace.wait(started)
         return {"status": "accepted"}, 202
 
@@ -159,42 +153,21 @@ def _from_the_body_only(request: Request) -> None:
         raise ParameterError([ParamIssue(name, "query", expected) for name in found])
 
 
-def _only_with_session(bp: Blueprint, count: int) -> None:
-    """The last ``count`` routes of ``bp`` exist only on apps whose GUARD_AUTH enables
-    ``session``: elsewhere their ``authn="session"`` could never be met, and the guard refuses
-    to serve an app with such a route."""
-    recorded = bp.deferred_functions[-count:]
-    del bp.deferred_functions[-count:]
-
-    def register(state: BlueprintSetupState) -> None:
-        guard = state.app.extensions.get(EXTENSION_KEY)
-        options = guard.options if isinstance(guard, CasbinGuard) else {}
-        auth = options.get("auth", state.app.config.get("GUARD_AUTH", _DEFAULT_AUTH))
-        if "session" in ([auth] if isinstance(auth, str) else auth):
-            for function in recorded:
-                function(state)
-
-    bp.record(register)
-
-
 def _tokens(access: str, refresh: str) -> dict[str, Any]:
     return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer"}
-
-
-#: the endpoints that only make sense with the session scheme
-_SESSION_ENDPOINTS = frozenset({"login", "logout", "csrf"})
 
 
 def _sessions_enabled(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """Without the ``session`` scheme (a bearer-only app, maybe without ``SECRET_KEY``) the
     session endpoints could only fail: they answer 404, as if they were not registered.
 
-    A URL value preprocessor runs before every other hook, so the guard never gets to refuse
+    Decided per request, not at registration: subclass mode reads GUARD_AUTH lazily. A URL
+    value preprocessor runs before every other hook, so the guard never gets to refuse
     ``authn="session"`` on a route of an app that does not enable it (a configuration error).
     """
-    if endpoint is None or endpoint.rpartition(".")[2] not in _SESSION_ENDPOINTS:
-        return
-    if "session" not in current_state().settings.auth:
+    state = current_state()
+    view = state.view_functions.get(endpoint) if endpoint is not None else None
+    if absent(view, state.settings.auth):
         raise NotFound()
 
 

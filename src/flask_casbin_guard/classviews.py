@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from flask.views import MethodView, View
 
 from .authz.declarations import Declaration, parse_declaration
-from .errors import ConfigurationError
+from .errors import AccessDenied, ConfigurationError
 from .params.plan import Resolver
-from .pipeline import GuardedRoute, compile_route, guard_class_view, guard_view
+from .pipeline import GuardedRoute, compile_route, guard_class_view, guard_view, method_route
 from .types import ViewFunc
 
 _DECLARED = "__guard_declared__"
@@ -209,3 +209,22 @@ def compile_endpoint(
         authn=declared.authn,
         namespace=declared.namespace,
     )
+
+
+def uncovered_methods(route: GuardedRoute, methods: Iterable[str], automatic: bool) -> list[str]:
+    """The HTTP ``methods`` of a rule that no declaration of ``route`` covers: each answers 403.
+
+    Asked of :func:`~.pipeline.method_route`, which decides requests, so the listing cannot
+    disagree with them. ``automatic``: Flask answers OPTIONS itself (the guard lets it).
+    """
+    if route.methods is None:
+        return []  # a function view: its one declaration covers every method
+    missing = []
+    for method in sorted(methods):
+        if method == "OPTIONS" and automatic:
+            continue
+        try:
+            method_route(route, method)
+        except AccessDenied:
+            missing.append(method)
+    return missing

@@ -12,9 +12,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .authn.presence import absent, needed_schemes
+from .authz.decide import request_values
 from .authz.declarations import parse_declaration
 from .authz.statics import is_static_endpoint
-from .classviews import compile_endpoint
+from .classviews import compile_endpoint, uncovered_methods
 from .config import GuardSettings
 from .errors import ConfigurationError, GuardError, LoginUnavailable
 from .loading import diagnose_policy
@@ -33,8 +35,7 @@ role_cli = AppGroup("role", help="Inspect role assignments.")
 guard_cli.add_command(policy_cli)
 guard_cli.add_command(role_cli)
 
-#: exit status of ``guard check`` for a denial (0 is allow, 1 an error)
-DENY_STATUS = 3
+DENY_STATUS = 3  # exit status of ``guard check`` for a denial (0 is allow, 1 an error)
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -54,8 +55,8 @@ def _state() -> AppState:
 def routes_command() -> None:
     """List every rule with its methods, schemes and declaration.
 
-    Exits with status 1 when an endpoint answers 403 for want of a declaration, or a route's
-    ``authn=`` names a scheme GUARD_AUTH does not enable, so CI can gate on it.
+    Exits with status 1 when an endpoint or a class-based view's method answers 403 for want of
+    a declaration, or an ``authn=`` names a scheme GUARD_AUTH does not enable: CI can gate on it.
     """
     state = _state()
     settings = state.settings
@@ -66,6 +67,11 @@ def routes_command() -> None:
         route = route_of(view) or _declared_later(state, rule.endpoint, rule.rule, view)
         if route is not None:
             text, auth = route.declaration.text, _schemes(settings.auth, route)
+            automatic = getattr(rule, "provide_automatic_options", False)
+            missing = uncovered_methods(route, rule.methods or (), automatic)
+            if missing:  # a class-based view's undeclared methods
+                text += f"; UNCOVERED: {','.join(missing)} answer{'s' * (len(missing) == 1)} 403"
+                uncovered += 1
         elif is_static_endpoint(current_app, rule.endpoint, state.static_view):
             closed = "CLOSED: answers 403 (GUARD_OPEN_STATIC is false)"
             text = "OPEN (static)" if settings.open_static else closed
@@ -84,7 +90,7 @@ def routes_command() -> None:
         problems += auth.startswith("NOT ENABLED")
         click.echo(f"{rule.rule}  [{methods}]  {rule.endpoint}  auth={auth}  authorize={text}")
     if uncovered:
-        click.echo(f"{uncovered} endpoint(s) not covered by any declaration", err=True)
+        click.echo(f"{uncovered} endpoint(s) not covered by declarations in full", err=True)
     if problems:
         click.echo(f"{problems} route(s) name schemes GUARD_AUTH does not enable", err=True)
     if uncovered or problems:
@@ -93,6 +99,8 @@ def routes_command() -> None:
 
 def _schemes(enabled: tuple[str, ...], route: GuardedRoute) -> str:
     """The schemes a route really tries, in GUARD_AUTH's order (its ``authn=`` narrows them)."""
+    if absent(route.view, enabled):  # not there to serve: no scheme is missing
+        return "ABSENT (404) without " + ",".join(sorted(needed_schemes(route.view)))
     if not route.declaration.needs_user:
         return "-"
     if route.authn is None:
@@ -122,9 +130,8 @@ def _declared_later(state: AppState, endpoint: str, rule: str, view: Any) -> Gua
 def check_command(user: str, obj: str, act: str, domain: str | None, explain: bool) -> None:
     """Decide (USER, OBJ, ACT); exit status 0 allow, 3 deny."""
     engine = _state().holder.engine
-    request = (user, domain, obj, act) if domain is not None else (user, obj, act)
     try:
-        allowed, rule = engine.explain(*request)
+        allowed, rule = engine.explain(*request_values(engine, user, domain, obj, act))
     except GuardError as error:
         raise click.ClickException(str(error)) from None
     click.echo("allow" if allowed else "deny")
@@ -156,10 +163,8 @@ def policy_validate_command() -> None:
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     if problems:
-        raise click.ClickException(
-            f"{len(problems)} problem(s): this policy cannot be loaded (running processes keep "
-            "their last good policy)"
-        )
+        kept = "running processes keep their last good policy"
+        raise click.ClickException(f"{len(problems)} problem(s): policy not loadable ({kept})")
     state = _state()
     try:
         state.reload_policy()
@@ -285,11 +290,7 @@ def token_command(login: str, expires: str | None) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def hash_password_command(password_stdin: bool) -> None:
     """Print an argon2id hash of a password (prompted, never echoed)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    click.echo(_state().guard.hash_password(password))
+    click.echo(_state().guard.hash_password(_password(password_stdin)))
 
 
 user_cli = AppGroup("user", help="Manage users of the built-in user store.")

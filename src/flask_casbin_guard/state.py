@@ -130,7 +130,7 @@ class AppState:
             if isinstance(store, DatabaseStore):
                 # The built-in user store lives in the policy database: users, API keys,
                 # revocations are then shared by every process.
-                users = UserStore(store.engine, policy=store)
+                users = UserStore(store.engine, policy=store, subject_prefix=settings.user_prefix)
                 revocations = StoreRevocations(users, revocation_ttl)
                 users.on_delete.append(_weak(self, "account_deleted"))
                 # Without GUARD_WATCHER a database store is still polled: processes sharing it

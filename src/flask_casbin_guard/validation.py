@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .authn.presence import absent
 from .authz.engine import PolicyEngine
 from .pipeline import GuardedRoute
 
@@ -31,6 +32,8 @@ def route_problems(
     decided: list[str] = []
     domains = len(engine.request_tokens) == 4 or engine.arities.get("g") == 3
     for endpoint, route in routes:
+        if absent(route.view, schemes):
+            continue  # it answers 404 until its schemes are enabled: nothing there can fail
         for method, each in (route.methods or {"": route}).items():
             where = f"endpoint {endpoint!r}" + (f" ({method})" if method else "")
             declaration = each.declaration

@@ -165,6 +165,41 @@ def test_a_new_account_never_inherits_grants_that_predate_it(tmp_path: Path) -> 
     assert client.get("/store", headers=basic("newhire", PASSWORD)).status_code == 401
 
 
+def test_with_a_user_prefix_a_deleted_user_leaves_no_grant_to_a_namesake(tmp_path: Path) -> None:
+    # Rules are written for the subject (GUARD_USER_PREFIX + login): deleting the account and
+    # checking a new login must look for that subject, not the bare login.
+    app = make_app(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'guard.db'}",
+        GUARD_USER_PREFIX="user:",
+        GUARD_REGISTRATION=True,
+    )
+    with app.app_context():
+        app.guard.create_user("erin", PASSWORD, roles=["manager"])
+        app.guard.policies.add("p", "user:erin", "/report", "GET")
+    client = app.test_client()
+    assert client.get("/store", headers=basic("erin", PASSWORD)).status_code == 200
+    with app.app_context():
+        assert app.guard.users.delete("erin")
+    assert rows_naming(app.guard.users.engine, "user:erin") == []
+    other = "another long password!"
+    assert (
+        client.post("/auth/register", json={"login": "erin", "password": other}).status_code == 202
+    )
+    assert client.get("/me", headers=basic("erin", other)).status_code == 200  # created...
+    assert client.get("/store", headers=basic("erin", other)).status_code == 403  # ...with nothing
+    # Rules written for the subject before the account exists refuse the login, as without a
+    # prefix; a role name is no subject any more ("user:manager" is not "manager").
+    assert app.test_cli_runner().invoke(args=["guard", "role", "add", "user:newhire", "manager"])
+    created = app.test_cli_runner().invoke(
+        args=["guard", "user", "create", "newhire", "--password-stdin"], input=PASSWORD + "\n"
+    )
+    assert created.exit_code == 1 and "g, user:newhire, manager" in created.output
+    with app.app_context():
+        app.guard.create_user("manager", PASSWORD, roles=[])
+    assert client.get("/store", headers=basic("manager", PASSWORD)).status_code == 403
+
+
 def test_revoke_user_with_an_external_user_store(tmp_path: Path, password_hashes: Any) -> None:
     app = make_app(
         tmp_path, f"sqlite:///{tmp_path / 'guard.db'}", GUARD_GET_USER_PASS=password_hashes.get
@@ -290,6 +325,21 @@ def test_reusing_a_rotated_refresh_token_revokes_its_family(tmp_path: Path) -> N
     assert refresh(client, other["refresh_token"]).status_code == 200
 
 
+def test_a_revoked_family_takes_the_access_token_of_the_login_with_it(tmp_path: Path) -> None:
+    # /auth/token's access token is in the family of the refresh token issued with it: a thief
+    # reusing that refresh token must not leave the access token it came with alive.
+    app = make_app(tmp_path, None, GUARD_GET_USER_PASS={"bob": _hash(PASSWORDS["bob"])}.get)
+    client = app.test_client()
+    first = tokens(client, "bob", PASSWORDS["bob"])
+    other = tokens(client, "bob", PASSWORDS["bob"])
+    second = refresh(client, first["refresh_token"]).json
+    assert client.get("/me", headers=bearer(first["access_token"])).status_code == 200
+    assert refresh(client, first["refresh_token"]).status_code == 401  # reuse
+    for access in (first["access_token"], second["access_token"]):
+        assert client.get("/me", headers=bearer(access)).status_code == 401
+    assert client.get("/me", headers=bearer(other["access_token"])).status_code == 200
+
+
 def _hash(password: str) -> str:
     from flask_casbin_guard.authn.passwords import PasswordHasher
 
@@ -312,6 +362,7 @@ def test_revocations_survive_a_restart(policy: str, tmp_path: Path) -> None:
     logged_out = tokens(client, "bob", PASSWORDS["bob"])
     rotated = tokens(client, "bob", PASSWORDS["bob"])
     everywhere = tokens(client, "alice", PASSWORDS["alice"])
+    kept = tokens(client, "bob", PASSWORDS["bob"])
     csrf = browser.post("/auth/login", json={"login": "bob", "password": PASSWORDS["bob"]})
     cookie = browser.get_cookie("session")
     assert cookie is not None
@@ -329,7 +380,9 @@ def test_revocations_survive_a_restart(policy: str, tmp_path: Path) -> None:
     assert client.get("/me", headers=bearer(logged_out["access_token"])).status_code == 401
     assert refresh(client, rotated["refresh_token"]).status_code == 401
     assert client.get("/me", headers=bearer(everywhere["access_token"])).status_code == 401
-    assert client.get("/me", headers=bearer(rotated["access_token"])).status_code == 200
+    # The reuse revoked the family, the access token issued with the refresh token included.
+    assert client.get("/me", headers=bearer(rotated["access_token"])).status_code == 401
+    assert client.get("/me", headers=bearer(kept["access_token"])).status_code == 200
 
 
 def test_no_persistent_place_for_revocations_refuses_to_start(tmp_path: Path) -> None:

@@ -173,6 +173,35 @@ def test_session_endpoints_of_a_bearer_only_app_are_not_there(guard_config: dict
     assert client.post("/auth/token", json=body).status_code == 200  # tokens still work
 
 
+def test_session_endpoints_exist_when_the_blueprint_comes_before_the_configuration(
+    guard_config: dict[str, Any],
+) -> None:
+    # An app factory registers blueprints, then applies the configuration: the guard reads it
+    # lazily, so the session endpoints must not be decided at registration.
+    app = Flask(__name__)
+    app.register_blueprint(auth_blueprint(), url_prefix="/auth")
+    app.config.update(guard_config, SECRET_KEY=SECRET_KEY, GUARD_AUTH=["session"])
+    app.route("/me", authorize="AUTH", endpoint="me")(lambda: "me")
+    app.guard.validate(app)
+    client = app.test_client()
+    login = client.post("/auth/login", json={"login": "alice", "password": PASSWORDS["alice"]})
+    assert login.status_code == 200
+    assert client.get("/auth/csrf").json == {"csrf_token": login.json["csrf_token"]}
+    logout = client.post("/auth/logout", headers={"X-CSRF-Token": login.json["csrf_token"]})
+    assert (logout.status_code, logout.json) == (200, {"logged_out": True})
+    assert client.get("/me").status_code == 401
+
+
+def test_a_bearer_only_app_with_the_auth_blueprint_validates(guard_config: dict[str, Any]) -> None:
+    # The session endpoints are registered everywhere but exist only with the session scheme:
+    # their authn="session" names no missing scheme in an app that cannot serve them anyway.
+    app = make_app(guard_config, GUARD_AUTH=["bearer"], SECRET_KEY=None)
+    app.guard.validate(app)
+    result = app.test_cli_runner().invoke(args=["guard", "routes"])
+    assert result.exit_code == 0, result.output
+    assert "NOT ENABLED" not in result.output
+
+
 # --- login CSRF --------------------------------------------------------------------------------
 
 CROSS_SITE = [
@@ -372,6 +401,30 @@ def test_registration_answers_alike_for_free_taken_and_role_name_logins(
     with app.app_context():
         assert app.guard.users.get("employee") is None  # a role name never becomes a user
         assert app.guard.users.get("new-user-0") is not None
+
+
+def test_every_registration_outcome_hashes_the_password_once(
+    guard_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Equal work is one hash whatever the login: a second one for some outcome is both a
+    # timing signal and wasted argon2 time an attacker can ask for.
+    app = store_app(guard_config, tmp_path, GUARD_REGISTRATION_RATE_LIMIT="")
+    hasher = app.guard.hasher
+    calls: list[str] = []
+    original = hasher.hash
+
+    def counting(password: str) -> str:
+        calls.append(password)
+        return original(password)
+
+    monkeypatch.setattr(hasher, "hash", counting)
+    client = app.test_client()
+    counted = {}
+    for kind, login in {"free": "new-user", "taken": "erin", "role": "employee"}.items():
+        calls.clear()
+        assert register(client, login).status_code == 202
+        counted[kind] = len(calls)
+    assert counted == {"free": 1, "taken": 1, "role": 1}
 
 
 def test_registration_is_rate_limited_per_address(

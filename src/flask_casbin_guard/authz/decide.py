@@ -93,13 +93,7 @@ def check_objects(
 def decide(caller: Caller, obj: Any, act: str) -> None:
     """Casbin's decision on ``(subject, [tenant,] obj, act)``: :class:`AccessDenied` when denied."""
     engine, endpoint, login = caller.engine, caller.endpoint, caller.login
-    rvals: tuple[Any, ...] = (login, obj, act)
-    if caller.tenant is not None:
-        tokens = engine.request_tokens
-        # Where the model puts the domain ("r = sub, obj, dom, act" is one of Casbin's own
-        # examples); second when the model does not call it "dom".
-        at = tokens.index("dom") if "dom" in tokens and len(tokens) == 4 else 1
-        rvals = (*rvals[:at], caller.tenant, *rvals[at:])
+    rvals = request_values(engine, login, caller.tenant, obj, act)
     if len(engine.request_tokens) != len(rvals):
         raise ConfigurationError(
             f"endpoint {endpoint!r}: route and object permissions need a model whose request "
@@ -115,3 +109,17 @@ def decide(caller: Caller, obj: Any, act: str) -> None:
         caller.note(allowed, f"{act} {obj}{because}")
     if not allowed:
         raise AccessDenied(f"{endpoint}: {login!r} may not {act!r} {str(obj)!r}{because}")
+
+
+def request_values(
+    engine: PolicyEngine, subject: str, tenant: str | None, obj: Any, act: str
+) -> tuple[Any, ...]:
+    """``(subject, [tenant,] obj, act)`` in the order of the model's request definition."""
+    rvals: tuple[Any, ...] = (subject, obj, act)
+    if tenant is None:
+        return rvals
+    tokens = engine.request_tokens
+    # Where the model puts the domain ("r = sub, obj, dom, act" is one of Casbin's own
+    # examples); second when the model does not call it "dom".
+    at = tokens.index("dom") if "dom" in tokens and len(tokens) == 4 else 1
+    return (*rvals[:at], tenant, *rvals[at:])

@@ -71,25 +71,27 @@ class UserStore:
 
     :param engine: the engine of the policy store (:attr:`DatabaseStore.engine
         <flask_casbin_guard.store.database.DatabaseStore.engine>`); it is not disposed here.
-    :param create: create the ``guard_users``, ``guard_api_keys``, ``guard_revoked_tokens``
-        and ``guard_login_stamps`` tables and their indexes when missing (a database made
-        before ``guard_login_stamps`` existed gets it at the next start).
+    :param create: create the tables (``guard_users``, ``guard_api_keys``,
+        ``guard_revoked_tokens``, ``guard_login_stamps``) and indexes that are missing.
     :param policy: the policy store on the same engine: :meth:`delete` then removes the
         user's rules in the same transaction.
-    :raises ConfigurationError: not an engine, an unusable in-memory engine, or tables of the
-        same names but another shape.
+    :param subject_prefix: ``GUARD_USER_PREFIX``: rules name a user as ``subject_prefix + login``.
+    :raises ConfigurationError: no engine, an unusable in-memory one, or tables of another shape.
     :raises PolicyError: the database cannot be reached or the tables created.
 
     Password hashes are stored as given: hashing and verifying is the caller's job
-    (:class:`~flask_casbin_guard.authn.passwords.PasswordHasher`).
-
-    On an in-memory SQLite engine this store's operations take turns, but not with those of
-    the DatabaseStore sharing the engine (each has its own lock): use a SQLite file when
-    threads write policies and users at the same time.
+    (:class:`~flask_casbin_guard.authn.passwords.PasswordHasher`). On an in-memory SQLite
+    engine this store's operations take turns, but not with those of the DatabaseStore sharing
+    the engine (each has its own lock): use a SQLite file when threads write both at once.
     """
 
     def __init__(
-        self, engine: Engine, *, create: bool = True, policy: DatabaseStore | None = None
+        self,
+        engine: Engine,
+        *,
+        create: bool = True,
+        policy: DatabaseStore | None = None,
+        subject_prefix: str = "",
     ) -> None:
         if not isinstance(engine, Engine):
             raise ConfigurationError(
@@ -103,7 +105,7 @@ class UserStore:
         self.url = self._db.url
         if policy is not None and policy.engine is not engine:
             raise ConfigurationError("UserStore and its policy store must share one engine")
-        self._policy = policy
+        self._policy, self._prefix = policy, subject_prefix
         self._users, self._keys, _ = user_tables(MetaData())
         #: revoked token ids and per-login stamps, in the same database
         self.revocations = RevocationStore(engine, create=create)
@@ -210,7 +212,7 @@ class UserStore:
 
     def revoke_tokens(self, login: str) -> None:
         """Invalidate every token and session issued to the user so far ("log out
-        everywhere"). API keys are not affected: revoke them one by one.
+        everywhere"), not its API keys.
 
         :raises UnknownUser: no such user.
         """
@@ -233,9 +235,8 @@ class UserStore:
 
         In one transaction: the user, its API keys, a stamp voiding every token and session
         issued so far (kept after the user is gone, so they stay refused), and, with a policy
-        store on this engine, every rule whose first value is the login (its ``g`` roles and
-        the ``p`` rules naming it as subject). A later account of the same login starts with
-        nothing of it.
+        store on this engine, every rule whose first value is its subject (its ``g`` roles and
+        ``p`` rules). A later account of the same login starts with nothing of it.
         """
         check_login(login)
         users, keys, stamps = self._users, self._keys, self.revocations.stamps
@@ -252,7 +253,8 @@ class UserStore:
         if self._policy is None:
             existed = self._db.write("delete a user", work)
         else:
-            existed = self._policy.remove_subject(login, work)
+            # Rules were written for the subject: the bare login may be another account's role.
+            existed = self._policy.remove_subject(self._prefix + login, work)
         for listener in list(self.on_delete):
             listener(login)
         return existed
@@ -272,7 +274,6 @@ class UserStore:
             raise ValueError(f"an API key name is printable text of at most {MAX_TEXT} characters")
         key, key_id, key_hash = new_api_key()
         insert_key = api_key_insert(self._users, self._keys, login, key_id, key_hash, name)
-
         stored = select(self._keys.c.key_id).where(self._keys.c.key_id == key_id)
 
         def work(connection: Connection) -> None:
@@ -315,9 +316,8 @@ class UserStore:
     def list_api_keys(self, login: str | None = None) -> builtins.list[ApiKeyRecord]:
         """The keys of one user, or of all users, revoked ones included; never a secret."""
         keys = self._keys
-        query = select(
-            keys.c.key_id, keys.c.login, keys.c.name, keys.c.created_at, keys.c.revoked
-        ).order_by(keys.c.login, keys.c.created_at, keys.c.key_id)
+        query = select(keys.c.key_id, keys.c.login, keys.c.name, keys.c.created_at, keys.c.revoked)
+        query = query.order_by(keys.c.login, keys.c.created_at, keys.c.key_id)
         if login is not None:
             if not is_login(login):
                 return []
