@@ -25,7 +25,13 @@ from flask_casbin_guard.authz.engine import model_arities, parse_model
 from flask_casbin_guard.authz.objects import has_dot_segment
 from flask_casbin_guard.identity import is_safe_login
 from flask_casbin_guard.store.csv import read_policy_file
-from test_engine_differential import EXAMPLE_PAIRS, _expected, reference, requests_for
+from test_engine_differential import (
+    EXAMPLE_PAIRS,
+    _expected,
+    key_match_custom,
+    reference,
+    requests_for,
+)
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 #: policy paths usable as a Flask rule as they are (no variables, no doubled slashes)
@@ -47,7 +53,7 @@ def word(value: Any) -> bool:
 
 
 def build(text: str, policy: Path, domains: bool, actions: list[str], paths: dict[str, list[str]],
-          roles: list[str]) -> Flask:  # fmt: skip
+          roles: list[str], functions: dict[str, Any]) -> Flask:  # fmt: skip
     app = Flask("differential")
     app.config.update(
         TESTING=True,
@@ -58,6 +64,8 @@ def build(text: str, policy: Path, domains: bool, actions: list[str], paths: dic
         **({"GUARD_TENANT": "header:X-Tenant"} if domains else {}),
     )
     guard = CasbinGuard(app)
+    for name, function in functions.items():
+        guard.add_function(name, function)
     guard.object_loader("o")(lambda value: value)  # the exact object, no "o:" prefix
 
     def view(**_: Any) -> str:
@@ -101,10 +109,12 @@ def test_http_decisions_equal_pycasbins(model: str, policy: str) -> None:
     roles = sorted(v for r in rows if r.ptype == "g" for v in r.values[1:2] if word(v))
     # Temporal role links live in pycasbin's conditional role manager: role routes not compared.
     roles = list(dict.fromkeys(roles)) if "temporal" not in model else []
-    app = build(text, CASBIN_EXAMPLES / policy, domains, actions, paths, roles)
-    enforcer = reference(text, rows, None)
+    # keymatch_custom_model.conf calls the function Casbin's own tests register for it
+    functions = {"keyMatchCustom": key_match_custom} if "custom" in model else {}
+    app = build(text, CASBIN_EXAMPLES / policy, domains, actions, paths, roles, functions)
+    enforcer = reference(text, rows, functions)
     # Its own enforcer: has_link may add the names it is asked about.
-    links = reference(text, rows, None).get_role_manager() if roles else None
+    links = reference(text, rows, functions).get_role_manager() if roles else None
     client = app.test_client()
     expected = {combo: STATUS[_expected(enforcer, combo)[0]] for combo in combos}
     # Every request pycasbin allows or fails on, and a sample of those it denies.
