@@ -1,8 +1,9 @@
-"""What would make every Casbin decision fail, found before the first one.
+"""What would make every Casbin decision fail, or stall, found before the first one.
 
 pycasbin only finds an unregistered matcher function or an ``eval()`` rule that does not parse
 when it evaluates the matcher: each request of every route decided by Casbin would then answer
-503 while the rest of the app answers 200.
+503 while the rest of the app answers 200. A pattern that only Python's backtracking ``re`` can
+run (:mod:`.linear`) could take exponential time on one crafted request: refused with its rule.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from collections.abc import Iterable, Sequence
 from ..errors import PolicyError
 from ..store.csv import PolicyRow
 from .matcher import _EVAL, Unsupported, escape_assertion, parse_expression, replace_eval, rewrite
+from .patterns import PatternFunction
+
+#: the pattern functions that build regular expressions (keyMatch and globMatch do not)
+_REGEX_FUNCTIONS = ("keyMatch2", "keyMatch3", "keyMatch4", "keyMatch5", "regexMatch")
 
 
 def unknown_functions(matcher: str, known: Iterable[str]) -> tuple[str, ...]:
@@ -58,3 +63,87 @@ def check_eval_rules(matcher: str, tokens: Sequence[str], rows: Iterable[PolicyR
                     f"({error})"
                 ) from None
             seen.add(text)
+
+
+def check_rules(
+    matcher: str, tokens: Sequence[str], custom: Iterable[str], rows: Iterable[PolicyRow]
+) -> None:
+    """:func:`check_eval_rules`, then :func:`check_pattern_rules`."""
+    rows = list(rows)
+    check_eval_rules(matcher, tokens, rows)
+    check_pattern_rules(matcher, tokens, custom, rows)
+
+
+def check_pattern_rules(
+    matcher: str, tokens: Sequence[str], custom: Iterable[str], rows: Iterable[PolicyRow]
+) -> None:
+    """Refuse a pattern the matcher (or an ``eval()`` text) would run with backtracking.
+
+    :param custom: names of custom functions: they replace pycasbin's and are not checked.
+    :raises PolicyError: naming the rule (or the matcher) and the pattern.
+    """
+    functions = {
+        name: PatternFunction(name, _unused) for name in _REGEX_FUNCTIONS if name not in custom
+    }
+    columns, constants = _pattern_uses(matcher, tokens, functions)
+    for name, text in constants:
+        problem = functions[name].refusal(text)
+        if problem:
+            raise PolicyError(
+                f"the matcher's {name} pattern {text!r} cannot run in linear time: {problem}"
+            )
+    evals = [tokens.index(name) for name in _EVAL.findall(matcher) if name in tokens]
+    if not (columns or evals):
+        return
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        if row.ptype != "p":
+            continue
+        uses = [(name, row.values[c]) for name, c in columns if c < len(row.values)]
+        for column in evals:
+            if column < len(row.values):
+                pasted = f"({escape_assertion(row.values[column])})"
+                uses += _pattern_uses(pasted, tokens, functions)[1]
+        for name, text in uses:
+            if (name, text) in seen:
+                continue
+            problem = functions[name].refusal(text)
+            if problem:
+                shown = ", ".join(repr(value)[:60] for value in row.values)
+                raise PolicyError(
+                    f"policy rule 'p, {shown}': its {name} pattern {text[:60]!r} cannot run "
+                    f"in linear time: {problem}"
+                )
+            seen.add((name, text))
+
+
+def _pattern_uses(
+    expression: str, tokens: Sequence[str], functions: dict[str, PatternFunction]
+) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
+    """``(function, p column)`` and ``(function, constant)`` of the patterns it matches with."""
+    names = _EVAL.findall(expression)
+    text = replace_eval(expression, ["True"] * len(names))
+    try:
+        parsed = parse_expression(rewrite(text))
+    except Unsupported:
+        return [], []  # refused elsewhere, with its own message
+    columns: list[tuple[str, int]] = []
+    constants: list[tuple[str, str]] = []
+    for node in ast.walk(parsed):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in functions
+            and len(node.args) == 2
+        ):
+            continue
+        pattern = node.args[1]
+        if isinstance(pattern, ast.Name) and pattern.id in tokens:
+            columns.append((node.func.id, tokens.index(pattern.id)))
+        elif isinstance(pattern, ast.Constant) and type(pattern.value) is str:
+            constants.append((node.func.id, pattern.value))
+    return columns, constants
+
+
+def _unused(key: str, pattern: str) -> bool:
+    raise AssertionError("refusal() never calls pycasbin's function")  # pragma: no cover

@@ -34,11 +34,12 @@ from ..memo import BoundedMemo
 from ..store.csv import PolicyRow
 from .assemble import build_index, paused_gc, role_graphs
 from .bounded import bound
-from .checks import check_eval_rules, unknown_functions
+from .checks import check_rules, unknown_functions
 from .delta import derive_index
 from .holder import EngineHolder
 from .index import IndexedPolicy
 from .matcher import Unsupported, matcher_problem
+from .patterns import linear_builtins
 from .roles import MAX_ROLE_DEPTH, RoleGraph, check_role_depth
 from .scan import Delegate
 
@@ -220,9 +221,11 @@ class PolicyEngine:
         self.roles: frozenset[str] = frozenset(values[1] for values in grouping)
         self._members: frozenset[str] = frozenset(values[0] for values in grouping)
         matcher = model["m"]["m"].value
-        self._check_eval = functools.partial(check_eval_rules, matcher, model["p"]["p"].tokens)
+        self._check_eval = functools.partial(
+            check_rules, matcher, model["p"]["p"].tokens, set(self._functions)
+        )
         self._check_eval(self.rows)
-        builtins = FunctionMap.load_function_map().get_functions()
+        builtins = linear_builtins(FunctionMap.load_function_map().get_functions())
         #: functions the matcher calls that nobody registered: every decision would fail
         self.unknown_functions = unknown_functions(
             matcher, [*builtins, *self._functions, *self.arities]
@@ -385,6 +388,9 @@ def _build_enforcer(
             for logger, disabled in zip(loggers, saved, strict=True):
                 logger.disabled = disabled
     enforcer.logger = _SILENT
+    # Built-ins first, so that custom functions of the same name still replace them.
+    for name, function in linear_builtins(enforcer.fm.get_functions()).items():
+        enforcer.add_function(name, function)
     for name, function in functions.items():
         enforcer.add_function(name, function)
     for manager in enforcer.rm_map.values():
