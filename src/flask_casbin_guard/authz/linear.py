@@ -57,14 +57,7 @@ def translate(pattern: str) -> str:
     tree = sre_parse.parse(pattern)
     if tree.state.flags & ~sre.SRE_FLAG_UNICODE:
         raise Refused("inline flags such as (?i) or (?s)")
-    items = list(tree.data)
-    tail = ""
-    if items and items[-1] == (sre.AT, sre.AT_END):
-        # "$" matches at the end or before a final newline; last in the pattern, nothing
-        # follows it, so consuming that newline gives the same answer.
-        items.pop()
-        tail = "(?:\\n?\\z)"
-    return "^(?:" + _sequence(items) + tail + ")"
+    return "^(?:" + _sequence(list(tree.data), True) + ")"
 
 
 def compile_linear(pattern: str) -> tuple[Any, Matcher]:
@@ -104,11 +97,13 @@ def _encodable(text: str) -> str:
 # -- the translation -------------------------------------------------------------------------
 
 
-def _sequence(items: list[tuple[Any, Any]]) -> str:
-    return "".join(_item(op, av) for op, av in items)
+def _sequence(items: list[tuple[Any, Any]], last: bool = False) -> str:
+    """``last``: nothing can follow the sequence in a match (the end of the pattern)."""
+    ends = [last and position == len(items) - 1 for position in range(len(items))]
+    return "".join(_item(op, av, end) for (op, av), end in zip(items, ends, strict=True))
 
 
-def _item(op: Any, av: Any) -> str:
+def _item(op: Any, av: Any, last: bool) -> str:
     if op is sre.LITERAL:
         return _char(av)
     if op is sre.NOT_LITERAL:
@@ -118,12 +113,13 @@ def _item(op: Any, av: Any) -> str:
     if op is sre.IN:
         return _class(av)
     if op is sre.BRANCH:
-        return "(?:" + "|".join(_sequence(list(branch)) for branch in av[1]) + ")"
+        return "(?:" + "|".join(_sequence(list(branch), last) for branch in av[1]) + ")"
     if op is sre.SUBPATTERN:
         group, add_flags, del_flags, body = av
         if add_flags or del_flags:
             raise Refused("flags inside a group, such as (?i:...)")
-        inner = _sequence(list(body))
+        # Into a capturing group "$" would consume its newline: keyMatch4 reads the groups.
+        inner = _sequence(list(body), last and group is None)
         return "(?:" + inner + ")" if group is None else "(" + inner + ")"
     if op is sre.MAX_REPEAT or op is sre.MIN_REPEAT:
         low, high, body = av
@@ -137,6 +133,10 @@ def _item(op: Any, av: Any) -> str:
             return "\\A"
         if av is sre.AT_END_STRING:
             return "\\z"
+        if av is sre.AT_END and last:
+            # "$" matches at the end or before a final newline; nothing follows it here, so
+            # consuming that newline gives the same answer.
+            return "(?:\\n?\\z)"
         if av is sre.AT_END:
             raise Refused("'$' anywhere but at the end of the pattern")
         raise Refused("word boundaries (\\b, \\B)")
@@ -169,20 +169,20 @@ def _class(items: list[tuple[Any, Any]]) -> str:
             ranges.extend(_category(av))
         else:  # RANGE_UNI_IGNORE and the like come with flags, refused above
             raise Refused(f"class item {op}")
-    parts = []
-    for low, high in ranges:
-        _check_range(low, high)
-        parts += _pieces(low, high)
+    _check_ranges(ranges)
+    parts = [piece for low, high in ranges for piece in _pieces(low, high)]
     if not parts:
         # "[^\x00-\U0010ffff]"-like: RE2 has no empty class; match nothing, as Python would
         return "[^\\x{0}-\\x{10ffff}]" if not negate else "[\\x{0}-\\x{10ffff}]"
     return "[" + ("^" if negate else "") + "".join(parts) + "]"
 
 
-def _check_range(low: int, high: int) -> None:
-    # A range must hold all or none of the surrogates and U+FFFD: they are one class for RE2.
-    holds = [low <= code <= high for code in (*_SURROGATES, _STAND_IN)]
-    if any(holds) and not all(holds):
+def _check_ranges(ranges: list[tuple[int, int]]) -> None:
+    # A class must hold all or none of the surrogates and U+FFFD: they are one to RE2.
+    low, high = _SURROGATES
+    held = {code for a, b in ranges for code in range(max(a, low), min(b, high) + 1)}
+    stand_in = any(a <= _STAND_IN <= b for a, b in ranges)
+    if (len(held), stand_in) not in ((0, False), (high - low + 1, True)):
         raise Refused("a class that holds some of the surrogates and U+FFFD but not all")
 
 
