@@ -111,7 +111,7 @@ def check_pattern_rules(
             if problem:
                 shown = ", ".join(repr(value)[:60] for value in row.values)
                 raise PolicyError(
-                    f"policy rule 'p, {shown}': its {name} pattern {text[:60]!r} cannot run "
+                    f"policy rule p, {shown}: its {name} pattern {text[:60]!r} cannot run "
                     f"in linear time: {problem}"
                 )
             seen.add((name, text))
