@@ -9,13 +9,17 @@ run (:mod:`.linear`) could take exponential time on one crafted request: refused
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import PolicyError
 from ..store.csv import PolicyRow
+from .index import IndexedPolicy
 from .matcher import _EVAL, Unsupported, escape_assertion, parse_expression, replace_eval, rewrite
-from .patterns import PatternFunction
+from .patterns import PatternFunction, Prepared
+from .segments import Compiled
 
+#: matchers the pattern check prepared, by function (``None``: not checked yet)
+Checked = dict[str, Prepared] | None
 #: the pattern functions that build regular expressions (keyMatch and globMatch do not)
 _REGEX_FUNCTIONS = ("keyMatch2", "keyMatch3", "keyMatch4", "keyMatch5", "regexMatch")
 
@@ -65,56 +69,80 @@ def check_eval_rules(matcher: str, tokens: Sequence[str], rows: Iterable[PolicyR
             seen.add(text)
 
 
-def check_rules(
-    matcher: str, tokens: Sequence[str], custom: Iterable[str], rows: Iterable[PolicyRow]
-) -> None:
-    """:func:`check_eval_rules`, then :func:`check_pattern_rules`."""
-    rows = list(rows)
+def check_rows(
+    matcher: str,
+    tokens: Sequence[str],
+    custom: Iterable[str],
+    rows: Sequence[PolicyRow],
+    span: tuple[int, int, int] | None = None,
+    previous: IndexedPolicy | None = None,
+) -> dict[str, Prepared]:
+    """:func:`check_eval_rules` on every row, :func:`check_pattern_rules` on those that changed.
+
+    :param span: :func:`~.delta.changed_span` from rows that passed already (``None``: all).
+    :param previous: a previous engine's index: the patterns it prepared passed already.
+    """
     check_eval_rules(matcher, tokens, rows)
-    check_pattern_rules(matcher, tokens, custom, rows)
+    changed = rows if span is None else rows[span[0] : span[2]]
+    known = previous.matchers if previous is not None else None
+    return check_pattern_rules(matcher, tokens, custom, changed, known)
 
 
 def check_pattern_rules(
-    matcher: str, tokens: Sequence[str], custom: Iterable[str], rows: Iterable[PolicyRow]
-) -> None:
+    matcher: str,
+    tokens: Sequence[str],
+    custom: Iterable[str],
+    rows: Iterable[PolicyRow],
+    known: Mapping[str, Mapping[str, Compiled]] | None = None,
+) -> dict[str, Prepared]:
     """Refuse a pattern the matcher (or an ``eval()`` text) would run with backtracking.
 
     :param custom: names of custom functions: they replace pycasbin's and are not checked.
+    :param known: matchers prepared before, by function: taken over, not checked again.
+    :returns: the matchers prepared on the way, by function: the index takes them over.
     :raises PolicyError: naming the rule (or the matcher) and the pattern.
     """
+    known = known or {}
     functions = {
-        name: PatternFunction(name, _unused) for name in _REGEX_FUNCTIONS if name not in custom
+        name: PatternFunction(name, _unused, reuse=known.get(name))
+        for name in _REGEX_FUNCTIONS
+        if name not in custom
     }
     columns, constants = _pattern_uses(matcher, tokens, functions)
     for name, text in constants:
-        problem = functions[name].refusal(text)
+        problem = functions[name].accept(text)
         if problem:
             raise PolicyError(
                 f"the matcher's {name} pattern {text!r} cannot run in linear time: {problem}"
             )
     evals = [tokens.index(name) for name in _EVAL.findall(matcher) if name in tokens]
-    if not (columns or evals):
-        return
-    seen: set[tuple[str, str]] = set()
-    for row in rows:
-        if row.ptype != "p":
-            continue
-        uses = [(name, row.values[c]) for name, c in columns if c < len(row.values)]
+    prepared = {name: function.prepared for name, function in functions.items()}
+    rows = [row for row in rows if row.ptype == "p"]
+    for name, column in columns:
+        # Each distinct pattern once (a policy may hold 100,000 rows): the row only on refusal.
+        function = functions[name]
+        for text in dict.fromkeys(row.values[column] for row in rows if column < len(row.values)):
+            problem = function.accept(text)
+            if problem:
+                found = next(row for row in rows if row.values[column : column + 1] == (text,))
+                raise _refused(found, name, text, problem)
+    for row in rows if evals else ():
         for column in evals:
             if column < len(row.values):
                 pasted = f"({escape_assertion(row.values[column])})"
-                uses += _pattern_uses(pasted, tokens, functions)[1]
-        for name, text in uses:
-            if (name, text) in seen:
-                continue
-            problem = functions[name].refusal(text)
-            if problem:
-                shown = ", ".join(repr(value)[:60] for value in row.values)
-                raise PolicyError(
-                    f"policy rule p, {shown}: its {name} pattern {text[:60]!r} cannot run "
-                    f"in linear time: {problem}"
-                )
-            seen.add((name, text))
+                for name, text in _pattern_uses(pasted, tokens, functions)[1]:
+                    problem = functions[name].accept(text)
+                    if problem:
+                        raise _refused(row, name, text, problem)
+    return prepared
+
+
+def _refused(row: PolicyRow, name: str, text: str, problem: str) -> PolicyError:
+    shown = ", ".join(repr(value)[:60] for value in row.values)
+    return PolicyError(
+        f"policy rule p, {shown}: its {name} pattern {text[:60]!r} cannot run in linear time: "
+        f"{problem}"
+    )
 
 
 def _pattern_uses(
@@ -146,4 +174,4 @@ def _pattern_uses(
 
 
 def _unused(key: str, pattern: str) -> bool:
-    raise AssertionError("refusal() never calls pycasbin's function")  # pragma: no cover
+    raise AssertionError("accept() never calls pycasbin's function")  # pragma: no cover

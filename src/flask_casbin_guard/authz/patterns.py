@@ -164,27 +164,26 @@ class PatternFunction:
         if self.name == "keyMatch4" and compiled.groups != len(_KEY_MATCH4.findall(pattern)):
             # pycasbin raises "number of tokens is not equal to number of values" on a match
             raise InvalidPattern(f"keyMatch4 pattern {pattern!r} has groups of its own")
-        problem = self.refusal(pattern)
-        if problem:
-            raise InvalidPattern(f"{self.name} pattern {pattern!r}: {problem}")
 
-    def refusal(self, pattern: str) -> str:
-        """Why ``pattern`` is refused (``""``: it is not): it needs Python's backtracking ``re``.
+    def accept(self, pattern: str) -> str:
+        """Prepare ``pattern``, or say why it is refused: it would need Python's backtracking.
 
-        Patterns Python itself cannot compile are not refused here: pycasbin fails on the
-        requests reaching them, and so does the engine.
+        Patterns Python itself cannot compile are not refused here (nor prepared): pycasbin
+        fails on the requests reaching them, and so does the engine.
         """
-        if self.name in ("keyMatch", "globMatch") or self._plain_matcher(pattern) is not None:
+        if pattern in self.prepared:
             return ""
-        source = pattern if self.name == "regexMatch" else self._regex(pattern)
-        try:
-            re.compile(source)
-        except Exception:  # re.error, OverflowError, RecursionError...
-            return ""
-        try:
-            linear.check(source)
-        except linear.Refused as error:
-            return str(error)
+        compiled = self._reuse.get(pattern) or self._plain_matcher(pattern)
+        if compiled is None:
+            try:
+                self.check(pattern)
+            except InvalidPattern:
+                return ""
+            try:
+                compiled = self._compile(pattern)
+            except linear.Refused as error:
+                return str(error)
+        self.prepared[pattern] = compiled
         return ""
 
     def prepare(self, patterns: Iterable[str]) -> None:
@@ -199,7 +198,10 @@ class PatternFunction:
                 compiled = reuse.get(pattern) or self._plain_matcher(pattern)
                 if compiled is None:
                     self.check(pattern)
-                    compiled = self._compile(pattern)
+                    try:
+                        compiled = self._compile(pattern)
+                    except linear.Refused as error:
+                        raise InvalidPattern(f"{self.name} pattern {pattern!r}: {error}") from None
                 prepared[pattern] = compiled
 
     def matcher(self, pattern: str) -> Compiled:
