@@ -25,6 +25,8 @@ from click.testing import Result
 
 from flask_casbin_guard import CasbinGuard, Flask, PolicyError
 from flask_casbin_guard.admin import admin_blueprint
+from flask_casbin_guard.authz.engine import PolicyEngine
+from flask_casbin_guard.store.csv import PolicyRow
 from helpers import basic
 
 ADMIN = basic("carol", "carol-password")
@@ -169,3 +171,23 @@ def _fresh(guard_config: dict[str, Any], tmp_path: Path) -> flask.Flask:
         GUARD_POLICY=str(tmp_path / "policy.csv"),
     )
     return app
+
+
+@pytest.mark.parametrize("function", sorted(PATTERNS))
+def test_pycasbins_own_evaluation_runs_in_linear_time_too(function: str) -> None:
+    """Models the index does not take, and values only pycasbin answers, go to its Enforcer:
+    it runs the same RE2 functions."""
+    rows = [
+        PolicyRow("g", ("alice", "reader")),
+        PolicyRow("p", ("reader", PATTERNS[function][0], "read")),
+    ]
+    engine = PolicyEngine(MODEL.format(function=function), rows, fast=False, cache_size=0)
+    assert engine.enforce("alice", "doc:aaaa", "read") is True
+
+    def hostile() -> None:
+        assert engine.enforce("alice", f"doc:{HOSTILE}", "read") is False
+
+    baseline = min(timed(lambda: engine.enforce("alice", "doc:bbbb", "read")) for _ in range(5))
+    deadline = max(1.0, 100 * baseline)
+    took = within(deadline, hostile)
+    assert took is not None and took < deadline, f"{function}: {took} s, deadline {deadline} s"

@@ -192,10 +192,19 @@ def _pieces(low: int, high: int) -> list[str]:
     return [f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in spans if a <= b]
 
 
-@functools.cache
 def _category(category: Any) -> tuple[tuple[int, int], ...]:
     """The code point ranges of ``\\d``, ``\\w``, ``\\s`` or their complements, as ``re`` has
     them for ``str`` patterns (Unicode, in this Python's Unicode version)."""
+    found = _categories().get(category)
+    if found is None:
+        raise Refused(f"class category {category}")
+    return found
+
+
+@functools.cache
+def _categories() -> dict[Any, tuple[tuple[int, int], ...]]:
+    # All six at once: the string of every code point (4 MB) is needed only while they are read.
+    every = "".join(map(chr, range(0x110000)))
     escapes = {
         sre.CATEGORY_DIGIT: r"\d",
         sre.CATEGORY_NOT_DIGIT: r"\D",
@@ -204,12 +213,7 @@ def _category(category: Any) -> tuple[tuple[int, int], ...]:
         sre.CATEGORY_WORD: r"\w",
         sre.CATEGORY_NOT_WORD: r"\W",
     }
-    if category not in escapes:
-        raise Refused(f"class category {category}")
-    runs = re.finditer(escapes[category] + "+", _every_character())
-    return tuple((run.start(), run.end() - 1) for run in runs)
-
-
-@functools.cache
-def _every_character() -> str:
-    return "".join(map(chr, range(0x110000)))
+    return {
+        category: tuple((run.start(), run.end() - 1) for run in re.finditer(escape + "+", every))
+        for category, escape in escapes.items()
+    }
