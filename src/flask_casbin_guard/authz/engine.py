@@ -32,13 +32,14 @@ from casbin.util.expression import SimpleEval
 from ..errors import PolicyError
 from ..memo import BoundedMemo
 from ..store.csv import PolicyRow
-from .assemble import build_index, paused_gc, role_graphs
+from .assemble import build_index, paused_gc, prepared_matchers, role_graphs
 from .bounded import bound
-from .checks import check_eval_rules, unknown_functions
-from .delta import derive_index
+from .checks import Checked, check_rows, unknown_functions
+from .delta import changed_span, derive_index
 from .holder import EngineHolder
 from .index import IndexedPolicy
 from .matcher import Unsupported, matcher_problem
+from .patterns import linear_builtins
 from .roles import MAX_ROLE_DEPTH, RoleGraph, check_role_depth
 from .scan import Delegate
 
@@ -64,7 +65,7 @@ _IMPURE_FUNCTIONS = ("timeMatch",)
 #: what an engine derived from a previous one takes over unchanged (see PolicyEngine)
 _KEPT = (
     *("request_tokens", "arities", "policy_tokens", "has_roles", "roles", "_members"),
-    *("cacheable", "_graphs", "_check_eval", "unknown_functions"),
+    *("cacheable", "_graphs", "_check_rows", "unknown_functions"),
 )
 
 _CASBIN_LOGGERS = ("casbin", "casbin.enforcer", "casbin.policy", "casbin.role")
@@ -186,20 +187,22 @@ class PolicyEngine:
         self._reference: Any = None
         self._index: IndexedPolicy | None = None
         derived, old = None, previous if fast else None
+        checked: Checked = None
         if old is not None and (old.model_text, old._functions) == (model_text, self._functions):
-            old._check_eval(self.rows)  # as a full build would, before anything else changes
+            # As a full build would, before anything else (patterns: of the rows that changed)
+            checked = old._check_rows(self.rows, changed_span(old.rows, self.rows), old._index)
             derived = derive_index(old._index, old.rows, self.rows)
         if previous is not None and derived is not None:
             for name in _KEPT:  # same model, same roles: only the index changed
                 setattr(self, name, getattr(previous, name))
             self.reason, self.fast, self._index = "", True, derived
         else:
-            self._build(fast, previous)
+            self._build(fast, previous, checked)
         self._cached_explain: Callable[..., tuple[bool, tuple[str, ...]]] = self._explain
         if cache_size and cache_bytes:
             self._cached_explain = BoundedMemo(self._explain, cache_size, cache_bytes)
 
-    def _build(self, fast: bool, previous: PolicyEngine | None) -> None:
+    def _build(self, fast: bool, previous: PolicyEngine | None, checked: Checked) -> None:
         model = parse_model(self.model_text, self._source)
         #: the request tokens in ``request_definition`` order (``("sub", "obj", "act")``)
         self.request_tokens: tuple[str, ...] = tuple(
@@ -220,9 +223,11 @@ class PolicyEngine:
         self.roles: frozenset[str] = frozenset(values[1] for values in grouping)
         self._members: frozenset[str] = frozenset(values[0] for values in grouping)
         matcher = model["m"]["m"].value
-        self._check_eval = functools.partial(check_eval_rules, matcher, model["p"]["p"].tokens)
-        self._check_eval(self.rows)
-        builtins = FunctionMap.load_function_map().get_functions()
+        tokens, custom = model["p"]["p"].tokens, set(self._functions)
+        self._check_rows = functools.partial(check_rows, matcher, tokens, custom)
+        earlier = previous._index if previous is not None else None
+        checked = self._check_rows(self.rows, None, earlier) if checked is None else checked
+        builtins = linear_builtins(FunctionMap.load_function_map().get_functions())
         #: functions the matcher calls that nobody registered: every decision would fail
         self.unknown_functions = unknown_functions(
             matcher, [*builtins, *self._functions, *self.arities]
@@ -236,7 +241,6 @@ class PolicyEngine:
             get_effector(model["e"]["e"].value)
         except Exception as error:  # pycasbin raises a bare RuntimeError
             raise PolicyError(f"cannot load the policy: {error}", original_error=error) from None
-        earlier = previous._index if previous is not None else None
         try:
             with paused_gc():
                 self._graphs = role_graphs(model, self.rows)
@@ -248,7 +252,7 @@ class PolicyEngine:
                         builtins=builtins,
                         functions=self._functions,
                         evaluator=lambda names: SimpleEval("", names),
-                        reuse=earlier.patterns if earlier is not None else None,
+                        reuse=prepared_matchers(checked, earlier),
                     )
         except Unsupported as error:
             self.reason = self.reason or str(error)
@@ -385,6 +389,9 @@ def _build_enforcer(
             for logger, disabled in zip(loggers, saved, strict=True):
                 logger.disabled = disabled
     enforcer.logger = _SILENT
+    # Built-ins first, so that custom functions of the same name still replace them.
+    for name, function in linear_builtins(enforcer.fm.get_functions()).items():
+        enforcer.add_function(name, function)
     for name, function in functions.items():
         enforcer.add_function(name, function)
     for manager in enforcer.rm_map.values():

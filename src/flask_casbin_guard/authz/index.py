@@ -39,6 +39,7 @@ from .matcher import (
 from .patterns import PatternFunction
 from .roles import RoleGraph
 from .scan import Delegate, Evaluate, MatcherError, Program, Scan, matched
+from .segments import Compiled
 
 __all__ = ["EFFECTS", "Delegate", "IndexedPolicy", "MatcherError"]
 
@@ -234,6 +235,11 @@ class IndexedPolicy:
     def patterns(self) -> Mapping[str, PatternFunction]:
         """The pattern functions, with every pattern of the policy prepared."""
         return self._patterns
+
+    @property
+    def matchers(self) -> dict[str, Mapping[str, Compiled]]:
+        """The matchers prepared, by function: their patterns passed every check."""
+        return {name: function.prepared for name, function in self._patterns.items()}
 
     def _every(self) -> Sequence[int]:
         """Every rule's slot, in policy order."""

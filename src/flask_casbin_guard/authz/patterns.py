@@ -9,9 +9,10 @@ copied from ``casbin/util/builtin_operators.py``; tests compare every function a
 :meth:`PatternFunction.prepare` turns every pattern of a policy into a small matcher before the
 first request: the keyMatch family's usual patterns become regex-free chains (:mod:`.segments`,
 cheap to build and linear to run), ``keyMatch`` and plain ``regexMatch`` patterns prefix tests;
-only patterns that really are regular expressions or globs are compiled by ``re`` or
-``wcmatch``. Prepared matchers are kept by pattern text and handed to the next engine, so a
-reload prepares only the patterns it has not seen.
+only patterns that really are regular expressions or globs are compiled, by RE2
+(:mod:`.linear`, which refuses what it cannot run exactly) or ``wcmatch``. Prepared matchers
+are kept by pattern text and handed to the next engine, so a reload prepares only the patterns
+it has not seen.
 
 Three things make a policy fast to index:
 
@@ -24,12 +25,14 @@ Three things make a policy fast to index:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, cast
 
 from wcmatch import glob
 
+from . import linear
 from .segments import PREFIXED_CHAINS, Compiled, chain, compile_chain, prefix, usual
 
 #: pycasbin's rewriting patterns (builtin_operators.py), applied to policy values
@@ -162,6 +165,27 @@ class PatternFunction:
             # pycasbin raises "number of tokens is not equal to number of values" on a match
             raise InvalidPattern(f"keyMatch4 pattern {pattern!r} has groups of its own")
 
+    def accept(self, pattern: str) -> str:
+        """Prepare ``pattern``, or say why it is refused: it would need Python's backtracking.
+
+        Patterns Python itself cannot compile are not refused here (nor prepared): pycasbin
+        fails on the requests reaching them, and so does the engine.
+        """
+        if pattern in self.prepared:
+            return ""
+        compiled = self._reuse.get(pattern) or self._plain_matcher(pattern)
+        if compiled is None:
+            try:
+                self.check(pattern)
+            except InvalidPattern:
+                return ""
+            try:
+                compiled = self._compile(pattern)
+            except linear.Refused as error:
+                return str(error)
+        self.prepared[pattern] = compiled
+        return ""
+
     def prepare(self, patterns: Iterable[str]) -> None:
         """:meth:`check` every pattern and store its matcher (kept ones are reused).
 
@@ -174,7 +198,10 @@ class PatternFunction:
                 compiled = reuse.get(pattern) or self._plain_matcher(pattern)
                 if compiled is None:
                     self.check(pattern)
-                    compiled = self._compile(pattern)
+                    try:
+                        compiled = self._compile(pattern)
+                    except linear.Refused as error:
+                        raise InvalidPattern(f"{self.name} pattern {pattern!r}: {error}") from None
                 prepared[pattern] = compiled
 
     def matcher(self, pattern: str) -> Compiled:
@@ -209,12 +236,12 @@ class PatternFunction:
             return plain
         if self.name == "globMatch":
             return (_glob, _glob_matcher(pattern))
-        if self.name == "regexMatch":
-            return (_found, re.compile(pattern).match)
-        regex = re.compile(self._regex(pattern))
+        # Regular expressions run on RE2 (linear time): see the linear module.
+        source = pattern if self.name == "regexMatch" else self._regex(pattern)
+        regex, matches = linear.compile_linear(source)
         if self.name == "keyMatch4":
             return (_key_match4, (regex, _KEY_MATCH4.findall(pattern)))
-        return (_found, regex.match)
+        return (_linear, matches)
 
     def _regex(self, pattern: str) -> str:
         """The anchored regular expression pycasbin builds for a keyMatch2..5 pattern."""
@@ -232,6 +259,33 @@ class PatternFunction:
         return "^" + key2 + "$"
 
 
+def linear_builtins(functions: Mapping[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
+    """pycasbin's function map with its regex-based pattern functions running on RE2.
+
+    pycasbin itself still answers some requests (models the index does not handle, values
+    it cannot reproduce): with these it cannot backtrack either. Matchers are kept per pattern
+    (a bounded number: patterns may come from requests).
+    """
+    replaced = dict(functions)
+    for name in ("keyMatch2", "keyMatch3", "keyMatch4", "keyMatch5", "regexMatch"):
+        if name in replaced:
+            replaced[name] = _linear_builtin(PatternFunction(name, replaced[name]))
+    return replaced
+
+
+def _linear_builtin(function: PatternFunction) -> Callable[..., Any]:
+    builtin = function._builtin
+    matcher = functools.lru_cache(maxsize=1024)(function.matcher)
+
+    def call(key: Any, pattern: Any) -> Any:
+        if type(key) is not str or type(pattern) is not str:
+            return builtin(key, pattern)  # pycasbin's own answer, or its own error
+        test, argument = matcher(pattern)
+        return test(function.request_key(key), argument)
+
+    return call
+
+
 #: the functions whose usual patterns are regex-free chains (keyMatch4 compares its groups)
 _CHAINS = frozenset(("keyMatch2", "keyMatch3", "keyMatch5"))
 
@@ -244,8 +298,8 @@ def _starts(key: str, text: str) -> bool:
     return key.startswith(text)
 
 
-def _found(key: str, match: Callable[[str], re.Match[str] | None]) -> bool:
-    return match(key) is not None
+def _linear(key: str, matches: linear.Matcher) -> bool:
+    return matches(key)
 
 
 def _glob(key: str, matcher: Any) -> bool:
@@ -263,13 +317,13 @@ def _glob_matcher(pattern: str) -> Any:
     return glob.compile(pattern, flags=glob.GLOBSTAR | glob.BRACE)
 
 
-def _key_match4(key: str, argument: tuple[re.Pattern[str], list[str]]) -> bool:
+def _key_match4(key: str, argument: tuple[Any, list[str]]) -> bool:
     regex, tokens = argument
-    found = regex.match(key)
+    found = linear.groups(regex, key)
     if found is None:
         return False
-    values: dict[str, str] = {}
-    for token, value in zip(tokens, found.groups(), strict=True):
+    values: dict[str, str | None] = {}
+    for token, value in zip(tokens, found, strict=True):
         if values.setdefault(token, value) != value:
             return False
     return True
