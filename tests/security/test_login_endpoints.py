@@ -397,7 +397,8 @@ def test_registration_answers_alike_for_free_taken_and_role_name_logins(
     assert bodies == {(202, b'{"status":"accepted"}\n')}, bodies
     medians = {kind: statistics.median(values) for kind, values in times.items()}
     fastest, slowest = min(medians.values()), max(medians.values())
-    assert slowest - fastest < max(0.15 * fastest, 0.005), medians
+    # An extra argon2 hash for one outcome doubles its time; 25% leaves room for a loaded machine.
+    assert slowest - fastest < max(0.25 * fastest, 0.01), medians
     with app.app_context():
         assert app.guard.users.get("employee") is None  # a role name never becomes a user
         assert app.guard.users.get("new-user-0") is not None
