@@ -43,7 +43,7 @@ lint: $(VENV)/.test
 
 # Lint plus every test that needs no service and no subprocess server: for everyday work.
 check: lint
-	$(BIN)/python -m pytest -q -m "not services and not slow" -p no:cacheprovider
+	$(BIN)/python -m pytest -q -m "not services and not slow" -p no:cacheprovider -n 2 --dist loadfile
 
 # The whole gate: what CI runs.
 test: lint

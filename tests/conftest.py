@@ -153,7 +153,18 @@ SLOW_MODULES = (
 )
 
 #: words in the names of tests that run processes, threads or big data sets in other modules
-SLOW_WORDS = ("several_processes", "concurrent_", "million", "20000", "swept_once_expired")
+SLOW_WORDS = (
+    "several_processes",
+    "concurrent_",
+    "million",
+    "20000",
+    "swept_once_expired",
+    "racing_processes",
+    "reloading_in_a_loop",
+    "through_gunicorn",
+    "translation_matches_where_python_does",
+    "chains_answer_as_pycasbin",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
