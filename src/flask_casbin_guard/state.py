@@ -331,16 +331,10 @@ class AppState:
             self.users.set_password(login, new_hash, revoke_tokens=False)
 
     def authenticate(self, req: Request, schemes: frozenset[str] | None = None) -> Identity | None:
-        """The caller, trying every enabled scheme or only ``schemes`` (a route's ``authn=``)."""
+        """The caller, trying every enabled scheme or only ``schemes`` (a route's ``authn=``,
+        checked against ``GUARD_AUTH`` once, by :meth:`check`, before any request)."""
         self.ensure_ready()
         assert self._chain is not None  # noqa: S101 - set by prepare(), for mypy only
-        if schemes is not None:
-            unknown = schemes - self._chain.names
-            if unknown:
-                raise ConfigurationError(
-                    f"authn={sorted(schemes)} names schemes GUARD_AUTH does not enable: "
-                    f"{sorted(unknown)}"
-                )
         identity = self._chain.authenticate(req, schemes)
         return check_identity(identity, self.revocations) if identity is not None else None
 
