@@ -76,6 +76,8 @@ class PasswordChecker:
         assert stored is not None  # noqa: S101 - verify() is False for None, for mypy only
         if verified is not None and not remembered:
             verified.remember(login, password, stored, self._stamp(login), generation)
-        if self._rehash is not None and self._hasher.needs_rehash(stored):
+        # A remembered success was checked for rehashing when it was verified (a rehash
+        # changes the stored hash, so its entry is not found again).
+        if self._rehash is not None and not remembered and self._hasher.needs_rehash(stored):
             self._rehash(login, self._hasher.hash(password))
         return Identity(login=login, scheme=scheme)
