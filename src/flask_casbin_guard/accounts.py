@@ -244,7 +244,9 @@ class AccountsAPI:
         return self._state().settings.registration
 
     def _forget(self, login: str) -> None:
-        self._state().revocations.forget(login)
+        state = self._state()
+        state.revocations.forget(login)
+        state.verified.forget(login)
 
     def revoke_user(self, login: str) -> None:
         """Invalidate every session and token ``login`` holds now (not later ones).
@@ -252,4 +254,11 @@ class AccountsAPI:
         Works for any login: users of the built-in store, of ``GUARD_GET_USER_PASS`` and of an
         identity provider alike; the stamp is stored where revocations are (persistent).
         """
-        self._state().revocations.revoke_user(login)
+        state = self._state()
+        # Before the first request the revocations are still the in-memory placeholder: a stamp
+        # written there would never reach the store (a script revoking a user would be lost).
+        state.prepare()
+        # Remembered Basic successes would otherwise outlive the revocation in this process
+        # until their stamp is read again (other processes compare stamps within 1 s).
+        state.revocations.revoke_user(login)
+        state.verified.forget(login)

@@ -118,6 +118,9 @@ class GuardSettings:
     #: longest password accepted, new or checked (ASVS 4.0.3 2.1.2); longer ones are wrong
     #: passwords, refused before any hashing (a legacy hash costs ~20x more for 4 KB)
     password_max_length: int = 128
+    #: seconds a successful Basic verification is remembered per process (keyed by an HMAC of
+    #: login, password and stored hash; forgotten when the account changes); 0 disables
+    basic_cache_seconds: float = 300.0
     #: ``login -> the form its failed logins are counted under`` (``None``: NFKC + casefold),
     #: so case variants of a login share its limits; the lookup still gets the login as typed
     normalize_login: Callable[[str], str] | None = None
@@ -254,6 +257,12 @@ def _interval(name: str, value: Any) -> float:
     return float(value)
 
 
+def _ttl(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
+        raise ConfigurationError(f"{_key(name)} must be a number of seconds from 0 to 3600")
+    return float(value)
+
+
 def _cache_size(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10_000_000:
         raise ConfigurationError(f"{_key(name)} must be an integer from 0 to 10000000")
@@ -350,6 +359,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "password_min_length": _length,
     "password_max_length": _max_length,
     "password_check": _callable,
+    "basic_cache_seconds": _ttl,
     "normalize_login": _callable,
     "revocation_store": _opt_str,
 }

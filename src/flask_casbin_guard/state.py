@@ -26,6 +26,7 @@ from .authn.revocation import (
     check_identity,
 )
 from .authn.session import configure_session
+from .authn.verified import VerifiedPasswords
 from .authz.engine import EngineHolder, PolicyEngine
 from .authz.tenants import TenantResolver
 from .classviews import compile_endpoint
@@ -70,6 +71,8 @@ class AppState:
         #: revoked sessions and tokens, per-user stamps, disabled accounts
         self.revocations: Revocations = MemoryRevocations()
         self.password_checker: PasswordChecker | None = None
+        #: Basic's recent successful verifications (``GUARD_BASIC_CACHE_SECONDS``; 0: none)
+        self.verified = VerifiedPasswords(0)
         #: failed-login and registration counts (``GUARD_AUTH_*_RATE_LIMIT``...)
         self.limiter: FailureLimiter | None = None
         #: dev mode: responses carry the deciding rules (``X-Guard-Explain``)
@@ -154,6 +157,7 @@ class AppState:
                 weakref.finalize(self, local.close)
                 revocations = StoreRevocations(local, revocation_ttl)
             limiter = make_limiter(settings)
+            verified = VerifiedPasswords(settings.basic_cache_seconds)
             if "session" in settings.auth:
                 self.secure_from_request = configure_session(self.config, settings)
             schemes = build_schemes(
@@ -168,9 +172,11 @@ class AppState:
                 limiter=limiter,
                 session=current_session,
                 api_keys=users.check_api_key if users is not None else None,
+                verified=verified,
+                stamp=revocations.valid_after,
             )
             # Nothing below can fail: the state changes only once everything is built.
-            self.users, self.revocations = users, revocations
+            self.users, self.revocations, self.verified = users, revocations, verified
             #: the checks of every password login (rate limit, dummy hash, rehash)
             self.password_checker = PasswordChecker(
                 self._get_user_pass,
@@ -331,22 +337,17 @@ class AppState:
             self.users.set_password(login, new_hash, revoke_tokens=False)
 
     def authenticate(self, req: Request, schemes: frozenset[str] | None = None) -> Identity | None:
-        """The caller, trying every enabled scheme or only ``schemes`` (a route's ``authn=``)."""
+        """The caller, trying every enabled scheme or only ``schemes`` (a route's ``authn=``,
+        checked against ``GUARD_AUTH`` once, by :meth:`check`, before any request)."""
         self.ensure_ready()
         assert self._chain is not None  # noqa: S101 - set by prepare(), for mypy only
-        if schemes is not None:
-            unknown = schemes - self._chain.names
-            if unknown:
-                raise ConfigurationError(
-                    f"authn={sorted(schemes)} names schemes GUARD_AUTH does not enable: "
-                    f"{sorted(unknown)}"
-                )
         identity = self._chain.authenticate(req, schemes)
         return check_identity(identity, self.revocations) if identity is not None else None
 
     def account_deleted(self, login: str) -> None:
         """The user store deleted ``login`` with its rules: forget its answers, load the rules."""
         self.revocations.forget(login)
+        self.verified.forget(login)
         self.policies.store_changed()
 
     def _on_change(self, version: int | None) -> None:

@@ -14,10 +14,16 @@ from .base import quote_realm
 from .credentials import PasswordChecker, Rehasher
 from .passwords import DEFAULT_MAX_PASSWORD_LENGTH, PasswordHasher
 from .ratelimit import FailureLimiter
+from .verified import VerifiedPasswords
 
 
 class BasicScheme:
-    """``Authorization: Basic base64(login:password)`` checked with :class:`PasswordHasher`."""
+    """``Authorization: Basic base64(login:password)`` checked with :class:`PasswordHasher`.
+
+    :param verified: recent successes (``GUARD_BASIC_CACHE_SECONDS``), checked against
+        ``stamp`` (``login -> revocation stamp``): a client sends its password with every
+        request, and verifying each one would cost an argon2id hash per request.
+    """
 
     name = "basic"
 
@@ -30,8 +36,12 @@ class BasicScheme:
         limiter: FailureLimiter | None = None,
         rehash: Rehasher | None = None,
         max_length: int = DEFAULT_MAX_PASSWORD_LENGTH,
+        verified: VerifiedPasswords | None = None,
+        stamp: Callable[[str], float | None] | None = None,
     ) -> None:
-        self._checker = PasswordChecker(get_user_pass, hasher, limiter, rehash, max_length)
+        self._checker = PasswordChecker(
+            get_user_pass, hasher, limiter, rehash, max_length, verified, stamp
+        )
         self._challenge = f'Basic realm={quote_realm(realm)}, charset="UTF-8"'
 
     def challenge(self) -> str:

@@ -19,6 +19,7 @@ from .passwords import PasswordHasher
 from .ratelimit import FailureLimiter
 from .remote_user import RemoteUserScheme
 from .session import Session, SessionScheme
+from .verified import VerifiedPasswords
 
 #: entry-point group through which installed packages offer schemes
 ENTRY_POINT_GROUP = "flask_casbin_guard.schemes"
@@ -38,8 +39,11 @@ def build_schemes(
     limiter: FailureLimiter | None = None,
     session: Callable[[], Session] | None = None,
     api_keys: KeyChecker | None = None,
+    verified: VerifiedPasswords | None = None,
+    stamp: Callable[[str], float | None] | None = None,
 ) -> list[Scheme]:
-    """The schemes of ``GUARD_AUTH``, in order.
+    """The schemes of ``GUARD_AUTH``, in order; ``verified`` and ``stamp`` are Basic's
+    remembered successes and the revocation stamps they are checked against.
 
     :raises ConfigurationError: for an unknown or misconfigured scheme.
     """
@@ -58,6 +62,8 @@ def build_schemes(
                     limiter=limiter,
                     rehash=rehash,
                     max_length=settings.password_max_length,
+                    verified=verified,
+                    stamp=stamp,
                 )
             )
         elif name == "param":

@@ -33,13 +33,15 @@ BACKOFF_MAX = 30.0
 STABLE = 30.0
 
 # Guards start/stop of every watcher. A lock copied by fork may be held by a parent thread that
-# does not exist in the child, so the child gets a new one.
-_START_LOCK = threading.Lock()
+# does not exist in the child, so the child gets a new one. Reentrant: creating a thread in
+# start() may collect a discarded app's state, whose finalizer stops its watcher in the same
+# thread, under this lock (a plain lock deadlocked there).
+_START_LOCK = threading.RLock()
 
 
 def _renew_start_lock() -> None:
     global _START_LOCK
-    _START_LOCK = threading.Lock()
+    _START_LOCK = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_renew_start_lock)
