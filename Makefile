@@ -45,12 +45,12 @@ lint: $(VENV)/.test
 check: lint
 	$(BIN)/python -m pytest -q -m "not services and not slow" -p no:cacheprovider -n 2 --dist loadfile
 
-# The whole gate: what CI runs. Tests that start servers and processes run alone, after the rest
-# ran on both cores (one file per worker).
+# The whole gate: what CI runs. Tests that start servers and processes (marked serial) run alone,
+# after the rest ran on both cores (one file per worker).
 test: lint
 	$(BIN)/python -m pip check
-	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m "not serial" -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m serial
 	$(MAKE) --no-print-directory dist-check
 
 # The sdist and wheel build from the locked setuptools and install into an empty venv, where a

@@ -142,26 +142,36 @@ SERVICE_FIXTURES = frozenset(
 )
 #: parameter values of tests that pick a service at run time (``request.getfixturevalue``)
 SERVICE_PARAMS = frozenset({"postgres", "postgresql", "redis"})
-#: modules that start servers or worker processes, or fuzz at length
+#: modules that start servers or worker processes: they run alone in `make test` (``serial``),
+#: since their deadlines assume the machine is not also running other tests
+SERIAL_MODULES = ("tests/e2e/", "tests/faults/", "tests/security/test_canonicalization.py")
+#: words in the names of tests elsewhere that start servers or processes, or compare timings
+SERIAL_WORDS = (
+    "several_processes",
+    "racing_processes",
+    "through_gunicorn",
+    "concurrent_",
+    "take_the_same_time",
+    "answers_alike",
+    "costs_what",
+    "bounded_time",
+    "linear_time",
+    "constant_time",
+)
+#: modules that fuzz or compare at length (``slow``: left out by `make check`)
 SLOW_MODULES = (
-    "tests/e2e/",
-    "tests/faults/",
-    "tests/security/test_canonicalization.py",
+    *SERIAL_MODULES,
     "tests/security/test_fuzz_acme.py",
     "tests/security/test_supply_chain.py",
     "tests/test_engine_differential.py",
 )
-
-#: words in the names of tests that run processes, threads or big data sets in other modules
+#: words in the names of tests that run big data sets or long hypothesis searches
 SLOW_WORDS = (
-    "several_processes",
-    "concurrent_",
+    *SERIAL_WORDS,
     "million",
     "20000",
     "swept_once_expired",
-    "racing_processes",
     "reloading_in_a_loop",
-    "through_gunicorn",
     "translation_matches_where_python_does",
     "chains_answer_as_pycasbin",
 )
@@ -181,6 +191,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.services)
         if where.startswith(SLOW_MODULES) or any(word in item.name for word in SLOW_WORDS):
             item.add_marker(pytest.mark.slow)
+        if where.startswith(SERIAL_MODULES) or any(word in item.name for word in SERIAL_WORDS):
+            item.add_marker(pytest.mark.serial)
 
 
 # -- apps in both attach styles ------------------------------------------------------------------
