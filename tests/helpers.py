@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 JWT_SECRET = "test-secret-that-is-at-least-32-bytes-long!"
 
@@ -93,3 +95,20 @@ def _describe(describe: str | Callable[[], str]) -> str:
         return describe()
     except Exception as error:  # the failure message must still come out, the cause with it
         return f"(describing the state failed: {type(error).__name__}: {error})"
+
+
+def timed(request: Callable[[], Any]) -> float:
+    """Seconds ``request()`` took."""
+    started = time.perf_counter()
+    request()
+    return time.perf_counter() - started
+
+
+def within(deadline: float, request: Callable[[], Any]) -> float | None:
+    """The time ``request`` took in a thread, or ``None`` when it outlived ``deadline`` (a DoS
+    attack must not hang the suite: the thread is left behind, as a daemon)."""
+    took: list[float] = []
+    worker = threading.Thread(target=lambda: took.append(timed(request)), daemon=True)
+    worker.start()
+    worker.join(deadline)
+    return took[0] if took else None

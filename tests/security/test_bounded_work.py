@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import statistics
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -23,26 +22,11 @@ from passlib.hash import sha512_crypt
 from conftest import PASSWORDS
 from flask_casbin_guard import CasbinGuard
 from flask_casbin_guard.pipeline import STATE_KEY
-from helpers import basic, bearer
+from helpers import basic, bearer, timed, within
 
 #: sha512_crypt rounds of the "legacy" hash: low enough for a quick test, high enough that its
 #: cost grows with the password's length as passlib's default (656,000 rounds) does
 LEGACY_ROUNDS = 80_000
-
-
-def timed(request: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    request()
-    return time.perf_counter() - started
-
-
-def within(deadline: float, request: Callable[[], Any]) -> float | None:
-    """The time ``request`` took in a thread, or ``None`` when it outlived ``deadline``."""
-    took: list[float] = []
-    worker = threading.Thread(target=lambda: took.append(timed(request)), daemon=True)
-    worker.start()
-    worker.join(deadline)
-    return took[0] if took else None
 
 
 # --- item 6: unauthenticated work is bounded ---------------------------------------------------

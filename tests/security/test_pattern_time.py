@@ -13,9 +13,6 @@ are written (admin API 400, CLI error, ``PolicyError``) and when a stored policy
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +24,7 @@ from flask_casbin_guard import CasbinGuard, Flask, PolicyError
 from flask_casbin_guard.admin import admin_blueprint
 from flask_casbin_guard.authz.engine import PolicyEngine
 from flask_casbin_guard.store.csv import PolicyRow
-from helpers import basic
+from helpers import basic, timed, within
 
 ADMIN = basic("carol", "carol-password")
 READER = basic("alice", "alice-password")
@@ -54,21 +51,6 @@ PATTERNS = {
     "regexMatch": ("^doc:(a+)+$", "^doc:(?!secret)"),
     "keyMatch2": ("doc.(a+)+", "doc.(a)\\1"),
 }
-
-
-def timed(request: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    request()
-    return time.perf_counter() - started
-
-
-def within(deadline: float, request: Callable[[], Any]) -> float | None:
-    """The time ``request`` took in a thread, or ``None`` when it outlived ``deadline``."""
-    took: list[float] = []
-    worker = threading.Thread(target=lambda: took.append(timed(request)), daemon=True)
-    worker.start()
-    worker.join(deadline)
-    return took[0] if took else None
 
 
 def make_app(guard_config: dict[str, Any], tmp_path: Path, function: str) -> Flask:
