@@ -173,3 +173,15 @@ def test_pycasbins_own_evaluation_runs_in_linear_time_too(function: str) -> None
     deadline = max(1.0, 100 * baseline)
     took = within(deadline, hostile)
     assert took is not None and took < deadline, f"{function}: {took} s, deadline {deadline} s"
+
+
+def test_a_keymatch4_pattern_with_groups_of_its_own_is_refused_when_re2_cannot_run_it(
+    guard_config: dict[str, Any], tmp_path: Path
+) -> None:
+    # pycasbin answers most requests on "(a)\1" and fails only on those it matches ("aa"), so
+    # the pattern was accepted and every request reaching it failed under RE2: refused instead.
+    client = make_app(guard_config, tmp_path, "keyMatch4").test_client()
+    refused = client.post("/guard/policies", json=rule("(a)\\1"), headers=ADMIN)
+    assert refused.status_code == 400
+    assert "backreferences" in refused.json["details"][0]["expected"]
+    assert client.get("/guard/policies?ptype=p", headers=ADMIN).json == {"rules": []}

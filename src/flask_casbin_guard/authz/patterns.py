@@ -178,6 +178,15 @@ class PatternFunction:
             try:
                 self.check(pattern)
             except InvalidPattern:
+                # pycasbin answers some requests on it and fails on others: its evaluation runs
+                # on RE2 all the same, so what RE2 cannot run is refused here too (else every
+                # request reaching it would fail where pycasbin answers).
+                try:
+                    self._compile(pattern)
+                except linear.Refused as error:
+                    return str(error)
+                except Exception:  # Python cannot compile it: it fails as pycasbin's does
+                    return ""
                 return ""
             try:
                 compiled = self._compile(pattern)
