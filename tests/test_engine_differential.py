@@ -17,7 +17,7 @@ from typing import Any
 import casbin
 import pytest
 from casbin.persist.adapter import Adapter
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import CASBIN_EXAMPLES
@@ -1200,6 +1200,13 @@ regex_keys = st.lists(
         max_size=8,
     ),
     keys=st.lists(regex_keys, min_size=1, max_size=8),
+)
+# pycasbin answers "" and fails only on "aa": the pattern must be refused, not fail every request
+@example(
+    function="keyMatch4",
+    effect="some(where (p.eft == allow))",
+    p_rows=[("alice", "(a)\\1", "read", "allow")],
+    keys=[""],
 )
 def test_generated_regex_patterns(
     function: str, effect: str, p_rows: list[tuple[str, ...]], keys: list[str]
